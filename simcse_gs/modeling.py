@@ -1,0 +1,377 @@
+"""SimCSEGSModel: backbone encoder + optional token-keep proxy + pooler + MLP head, in one checkpoint.
+
+The forward pass reads top to bottom like the method:
+
+1. the proxy scores each unique sentence once (logits keep/drop per token);
+2. each view draws its own Gumbel-Softmax sample of the keep weights p (training), or takes the hard keep
+   rule (inference); padding is never kept, special tokens always are (unless ``gs_drop_special_tokens``);
+3. the backbone runs with ``token_keep=p``, which the registered attention function applies in every layer
+   and head (see :mod:`simcse_gs.attention`);
+4. the pooler (keep-weighted ``avg`` under GS) and, for ``cls``, the MLP head give the sentence vectors;
+5. the contrastive loss (+ optional MLM and keep-rate terms).
+
+``use_gs=False`` and ``token_drop_rate=0`` give plain SimCSE from the same code, with the stock attention.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .attention import check_supported, enable_token_keep
+from .gumbel import keep_probability, sample_keep
+from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
+from .loss import ContrastiveLoss
+from .mlm import build_mlm_head
+from .pooling import MLPHead, check_pooler_type, pool
+from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
+
+
+class SimCSEGSConfig(PretrainedConfig):
+    """Everything needed to rebuild the model and its training behaviour from a checkpoint folder."""
+
+    model_type = "simcse_gs"
+
+    def __init__(
+        self,
+        backbone_config: dict | None = None,
+        proxy_config: dict | None = None,
+        special_token_ids: list[int] | None = None,
+        pooler_type: str = "cls",
+        mlp_only_train: bool = False,
+        temp: float = 0.05,
+        hard_negative_weight: float = 0.0,
+        do_mlm: bool = False,
+        mlm_weight: float = 0.1,
+        use_gs: bool = False,
+        init_tau: float = 1.0,
+        min_tau: float = 0.5,
+        tau_decay_rate: float = 6.4e-4,
+        gs_hard: bool = False,
+        gs_shared_sample: bool = False,
+        gs_drop_special_tokens: bool = False,
+        gs_attn_impl: str = "sdpa",
+        gs_target_keep_rate: float = 1.0,
+        gs_keep_rate_weight: float = 0.0,
+        token_drop_rate: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.backbone_config = backbone_config
+        self.proxy_config = proxy_config
+        self.special_token_ids = list(special_token_ids or [])
+        self.pooler_type = pooler_type
+        self.mlp_only_train = mlp_only_train
+        self.temp = temp
+        self.hard_negative_weight = hard_negative_weight
+        self.do_mlm = do_mlm
+        self.mlm_weight = mlm_weight
+        self.use_gs = use_gs
+        self.init_tau = init_tau
+        self.min_tau = min_tau
+        self.tau_decay_rate = tau_decay_rate
+        self.gs_hard = gs_hard
+        self.gs_shared_sample = gs_shared_sample
+        self.gs_drop_special_tokens = gs_drop_special_tokens
+        self.gs_attn_impl = gs_attn_impl
+        self.gs_target_keep_rate = gs_target_keep_rate
+        self.gs_keep_rate_weight = gs_keep_rate_weight
+        self.token_drop_rate = token_drop_rate
+
+    @property
+    def uses_token_keep(self) -> bool:
+        """Whether the backbone runs with the token-keep attention (GS, or the random-drop control)."""
+        return self.use_gs or self.token_drop_rate > 0
+
+
+def _encoder_config(config_dict: dict) -> PretrainedConfig:
+    config_dict = dict(config_dict)
+    return AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
+
+
+@dataclass
+class SimCSEGSOutput(ModelOutput):
+    """Loss, the first view's sentence vectors, and (GS) keep statistics of the batch as 0-d tensors."""
+
+    loss: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    contrastive_loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    keep_rate_loss: torch.Tensor | None = None
+    keep_prob: torch.Tensor | None = None
+    keep_rate: torch.Tensor | None = None
+    keep_entropy: torch.Tensor | None = None
+
+
+class SimCSEGSModel(PreTrainedModel):
+    config_class = SimCSEGSConfig
+    base_model_prefix = "simcse_gs"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: SimCSEGSConfig):
+        super().__init__(config)
+        if config.backbone_config is None:
+            raise ValueError("SimCSEGSConfig.backbone_config is empty: build the model with from_backbone().")
+        check_pooler_type(config.pooler_type)
+        self.backbone = without_pooler(AutoModel.from_config(_encoder_config(config.backbone_config)))
+        if config.uses_token_keep:
+            check_supported(self.backbone.config.model_type)
+            enable_token_keep(self.backbone, config.gs_attn_impl)
+        self.proxy = TokenKeepProxy.from_config(_encoder_config(config.proxy_config)) if config.use_gs else None
+        self.mlp = MLPHead(self.backbone.config.hidden_size) if config.pooler_type == "cls" else None
+        self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
+        self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
+        self.register_buffer("special_ids", torch.tensor(config.special_token_ids, dtype=torch.long), persistent=False)
+        self.tokenizer = None
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only our own heads: the encoders come initialised (and are then overwritten by pretrained weights).
+        if self.proxy is not None and module is self.proxy.head:
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif self.mlp is not None and module is self.mlp.dense:
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_backbone(
+        cls,
+        model_name_or_path: str,
+        proxy_model_name_or_path: str | None = None,
+        proxy_num_layers: int | None = None,
+        load_kwargs: dict | None = None,
+        **settings,
+    ) -> SimCSEGSModel:
+        """A fresh model for training: pretrained backbone (and proxy) weights, new heads.
+
+        The default proxy is the backbone checkpoint's first ``proxy_num_layers`` (default 2) layers; a separate
+        ``proxy_model_name_or_path`` keeps all its layers unless ``proxy_num_layers`` says otherwise, and must
+        share the backbone's tokenizer. ``settings`` are :class:`SimCSEGSConfig` fields.
+        """
+        load_kwargs = load_kwargs or {}
+        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **load_kwargs)
+        backbone = without_pooler(AutoModel.from_pretrained(model_name_or_path, **load_kwargs))
+        if settings.get("use_gs") or settings.get("token_drop_rate", 0) > 0:
+            check_supported(backbone.config.model_type)
+        proxy = None
+        if settings.get("use_gs"):
+            if proxy_model_name_or_path:
+                check_same_vocabulary(tokenizer, load_proxy_tokenizer(proxy_model_name_or_path, **load_kwargs),
+                                      proxy_model_name_or_path)
+                proxy = TokenKeepProxy.from_pretrained(proxy_model_name_or_path, proxy_num_layers, **load_kwargs)
+            else:
+                proxy = TokenKeepProxy.from_pretrained(model_name_or_path, proxy_num_layers or 2, **load_kwargs)
+        unchosen = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id}
+        config = SimCSEGSConfig(
+            backbone_config=backbone.config.to_dict(),
+            proxy_config=proxy.encoder.config.to_dict() if proxy is not None else None,
+            special_token_ids=sorted(set(tokenizer.all_special_ids) - unchosen),
+            **settings,
+        )
+        model = cls(config)
+        model.backbone.load_state_dict(backbone.state_dict())
+        if proxy is not None:
+            model.proxy.encoder.load_state_dict(proxy.encoder.state_dict())
+        model.tokenizer = tokenizer
+        return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> SimCSEGSModel:
+        """Load a checkpoint written by :meth:`save_pretrained` (weights, config, and the tokenizer beside them)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if os.path.isdir(pretrained_model_name_or_path) and any(
+            os.path.exists(os.path.join(pretrained_model_name_or_path, f))
+            for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+        ):
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path)
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Write weights (safetensors), config, and the tokenizer, so the folder is self-contained."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None and kwargs.get("is_main_process", True):
+            self.tokenizer.save_pretrained(save_directory)
+
+    # ------------------------------------------------------------------ keep weights
+
+    def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return torch.isin(input_ids, self.special_ids.to(input_ids.device))
+
+    def score_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **enc_kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the proxy once: (logits, keep probability with forced values, hard keep, decided-token mask)."""
+        drop_special = self.config.gs_drop_special_tokens
+        special = self.special_tokens_mask(input_ids)
+        logits = self.proxy(input_ids, attention_mask, **enc_kwargs)
+        prob = apply_forced(keep_probability(logits), attention_mask, special, drop_special)
+        return logits, prob, inference_keep(prob, attention_mask), decided_mask(attention_mask, special, drop_special)
+
+    def _keep_weights(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_samples: int, tau: float | None, **enc_kwargs
+    ) -> tuple[list[torch.Tensor | None], dict[str, torch.Tensor]]:
+        """Keep weights for ``n_samples`` views of the same sentences, and the batch's keep statistics.
+
+        The proxy runs once; each view draws its own sample (or one shared sample with ``gs_shared_sample``).
+        """
+        cfg = self.config
+        if not cfg.use_gs:  # random-drop control: Bernoulli keep per decided token and view, training only
+            if not self.training:
+                return [None] * n_samples, {}
+            special = self.special_tokens_mask(input_ids)
+            keeps = []
+            for _ in range(n_samples):
+                rand = (torch.rand(input_ids.shape, device=input_ids.device) >= cfg.token_drop_rate).float()
+                keeps.append(apply_forced(rand, attention_mask, special, cfg.gs_drop_special_tokens))
+            return keeps, {}
+        logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, **enc_kwargs)
+        stats = keep_statistics(prob.detach(), hard, decided)
+        extras = {k: torch.tensor(v, device=input_ids.device) for k, v in stats.items()}
+        if cfg.gs_keep_rate_weight > 0:
+            mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
+            extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
+        if not self.training:
+            return [hard] * n_samples, extras
+        if tau is None:
+            raise ValueError("Training a GS model needs the Gumbel temperature: pass tau= (the Trainer does).")
+        special = self.special_tokens_mask(input_ids)
+        draws = 1 if cfg.gs_shared_sample else n_samples
+        samples = [
+            apply_forced(sample_keep(logits, tau, cfg.gs_hard), attention_mask, special, cfg.gs_drop_special_tokens)
+            for _ in range(draws)
+        ]
+        return samples * n_samples if draws == 1 else samples, extras
+
+    # ------------------------------------------------------------------ forward
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        token_keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all)."""
+        needs_all_layers = self.config.pooler_type in ("avg_top2", "avg_first_last")
+        kwargs = {"token_keep": token_keep} if token_keep is not None else {}
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=needs_all_layers,
+            **kwargs,
+        )
+        hidden = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
+        weights = token_keep if self.config.use_gs else None
+        z = pool(self.config.pooler_type, hidden, attention_mask, weights)
+        if self.mlp is not None and (self.training or not self.config.mlp_only_train):
+            z = self.mlp(z)
+        return z
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        mlm_input_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        tau: float | None = None,
+    ) -> SimCSEGSOutput:
+        """``input_ids`` [B, V, L]: V=1 unsupervised (each sentence twice), 2 pairs, 3 with a hard negative."""
+        if input_ids.dim() != 3:
+            raise ValueError(f"input_ids must be [batch, sentences_per_example, length], got {tuple(input_ids.shape)}")
+        batch, n_sent, length = input_ids.shape
+
+        def views(t: torch.Tensor | None) -> torch.Tensor | None:  # [B, V, L] -> [V * B, L], view-major
+            return None if t is None else t.transpose(0, 1).reshape(n_sent * batch, length)
+
+        ids, mask, types = views(input_ids), views(attention_mask), views(token_type_ids)
+        n_views = 2 if n_sent == 1 else n_sent
+        if self.config.uses_token_keep:
+            enc_kwargs = {"token_type_ids": types} if types is not None else {}
+            if n_sent == 1:
+                keeps, extras = self._keep_weights(ids, mask, 2, tau, **enc_kwargs)
+                keep = torch.cat(keeps) if keeps[0] is not None else None
+            else:
+                keeps, extras = self._keep_weights(ids, mask, 1, tau, **enc_kwargs)
+                keep = keeps[0]
+        else:
+            keep, extras = None, {}
+        if n_sent == 1:
+            ids, mask = ids.repeat(2, 1), mask.repeat(2, 1)
+            types = types.repeat(2, 1) if types is not None else None
+
+        z = self.embed(ids, mask, types, keep).view(n_views, batch, -1)
+        contrastive = self.loss_fn(z[0], z[1], z[2] if n_views == 3 else None)
+        loss = contrastive
+        mlm_loss = None
+        if mlm_input_ids is not None and self.mlm_head is not None:
+            flat_ids, flat_labels = views(mlm_input_ids), views(mlm_labels)
+            hidden = self.backbone(input_ids=flat_ids, attention_mask=views(attention_mask)).last_hidden_state
+            logits = self.mlm_head(hidden)
+            mlm_loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), flat_labels.view(-1))
+            loss = loss + self.config.mlm_weight * mlm_loss
+        if "keep_rate_loss" in extras:
+            loss = loss + extras["keep_rate_loss"]
+        return SimCSEGSOutput(
+            loss=loss,
+            embeddings=z[0],
+            contrastive_loss=contrastive.detach(),
+            mlm_loss=None if mlm_loss is None else mlm_loss.detach(),
+            keep_rate_loss=extras.get("keep_rate_loss"),
+            keep_prob=extras.get("keep_prob"),
+            keep_rate=extras.get("keep_rate"),
+            keep_entropy=extras.get("keep_entropy"),
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 64,
+        max_length: int | None = None,
+        show_progress_bar: bool = False,
+        keep_stats: KeepStatsAccumulator | None = None,
+    ) -> torch.Tensor:
+        """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
+
+        Sentences are tokenised once and encoded in length-sorted batches (less padding); the MLP head is
+        applied only for ``cls`` without ``mlp_only_train``, as SimCSE evaluates. ``keep_stats``, if given,
+        accumulates the keep statistics of the encoded tokens.
+        """
+        if self.tokenizer is None:
+            raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
+        was_training = self.training
+        self.eval()
+        limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
+        enc = self.tokenizer(list(sentences), truncation=True, max_length=max_length or limit)
+        order = sorted(range(len(sentences)), key=lambda i: len(enc["input_ids"][i]))
+        device = next(self.parameters()).device
+        out = torch.empty(len(sentences), self.backbone.config.hidden_size)
+        starts = range(0, len(order), batch_size)
+        for start in tqdm(starts, desc="encode", disable=not show_progress_bar):
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            keep = None
+            if self.config.use_gs:
+                types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
+                _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
+                if keep_stats is not None:
+                    keep_stats.update(prob, keep, decided)
+            z = self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
+            out[idx] = z.float().cpu()
+        self.train(was_training)
+        return out

@@ -1,0 +1,71 @@
+"""The proxy: a small encoder with a per-token 2-way head (class 0 = keep, 1 = drop) that scores every token.
+
+By default it is the first ``proxy_num_layers`` layers of the backbone checkpoint itself, so it starts from the
+same pretrained weights and shares the tokenizer by construction. Any encoder can be the proxy
+(``--proxy_model_name_or_path``) as long as it uses exactly the backbone's vocabulary: the keep decisions are
+made per token position, so both models must split a sentence into the same tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
+
+class TokenKeepProxy(nn.Module):
+    """Encoder + linear head giving keep/drop logits of shape [batch, length, 2]."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = without_pooler(encoder)
+        self.head = nn.Linear(encoder.config.hidden_size, 2)
+        # Zero init: p = 0.5 for every token at the start, the original's (random, near-zero) starting point
+        # made exact, so no token is favoured before training says so.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig) -> TokenKeepProxy:
+        """Random-weight proxy with this encoder config (weights are then loaded from a checkpoint)."""
+        return cls(AutoModel.from_config(config))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, num_layers: int | None = None, **kwargs) -> TokenKeepProxy:
+        """Proxy from a pretrained encoder, truncated to its first ``num_layers`` layers when given."""
+        overrides = {"num_hidden_layers": num_layers} if num_layers else {}
+        return cls(AutoModel.from_pretrained(name_or_path, **overrides, **kwargs))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return self.head(hidden)
+
+
+def without_pooler(encoder: nn.Module) -> nn.Module:
+    """Drop BERT/RoBERTa's [CLS] pooler: nothing here uses it, and parameters without gradients break DDP."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+def check_same_vocabulary(backbone: PreTrainedTokenizerBase, proxy: PreTrainedTokenizerBase, proxy_name: str) -> None:
+    """Refuse a proxy whose tokenizer maps any token to a different id than the backbone's."""
+    vb, vp = backbone.get_vocab(), proxy.get_vocab()
+    if vb == vp:
+        return
+    only_b = len(vb.keys() - vp.keys())
+    only_p = len(vp.keys() - vb.keys())
+    moved = sum(1 for t in vb.keys() & vp.keys() if vb[t] != vp[t])
+    raise ValueError(
+        f"The proxy '{proxy_name}' uses a different tokenizer than the backbone (backbone vocabulary {len(vb)}, "
+        f"proxy {len(vp)}; {only_b} tokens only in the backbone's, {only_p} only in the proxy's, {moved} with "
+        "different ids). The proxy scores the backbone's tokens position by position, so both must share one "
+        "tokenizer: pick a proxy from the same family (e.g. distilbert-base-uncased for bert-base-uncased, "
+        "distilroberta-base for roberta-base) or leave --proxy_model_name_or_path unset to use the backbone's "
+        "first --proxy_num_layers layers."
+    )
+
+
+def load_proxy_tokenizer(name_or_path: str, **kwargs) -> PreTrainedTokenizerBase:
+    """The tokenizer shipped with a proxy checkpoint (for the vocabulary check)."""
+    return AutoTokenizer.from_pretrained(name_or_path, **kwargs)

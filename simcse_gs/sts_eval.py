@@ -1,0 +1,118 @@
+"""STS evaluation of a model through our SentEval, and the two ways of summing it up.
+
+* SimCSE's protocol (the headline): STS12-16 ``all`` (one Spearman over each year's pooled subsets), STS-B test,
+  SICK-R test, and their average ``avg``.
+* The original GS repo's columns, kept for comparison with its table (see :data:`ORIGINAL_GS_COLUMNS`). Its
+  ``stsbenchmark`` and ``sickrelatedness`` pool train+dev+test into one correlation, so its ``avg_test``
+  includes SICK-R's train and dev pairs: it is not SimCSE's number.
+
+All numbers are Spearman x 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import senteval
+
+from .keep import KeepStatsAccumulator
+
+STS_YEARS = ("STS12", "STS13", "STS14", "STS15", "STS16")
+ALL_TASKS = (*STS_YEARS, "STSBenchmark", "SICKRelatedness")
+SIMCSE_COLUMNS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr", "avg")
+ORIGINAL_GS_COLUMNS = (
+    "avg_sts", "avg_test", "avg_train_and_dev", "sickrelatedness", "sts12", "sts13", "sts14", "sts15", "sts16",
+    "stsbenchmark", "stsbenchmark_test", "stsbenchmark_train_and_dev",
+)  # fmt: skip
+
+
+def evaluate_sts(
+    encode: Any,
+    task_path: str | None = None,
+    tasks: Sequence[str] = ALL_TASKS,
+    splits: Sequence[str] = ("train", "dev", "test", "train_and_dev", "all"),
+    batch_size: int = 128,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run SentEval STS tasks with ``encode(list_of_str) -> [N, H]``; returns SentEval's results dict."""
+    params = {"task_path": senteval.resolve_task_path(task_path), "batch_size": batch_size,
+              "progress": progress, "splits": list(splits)}
+
+    def batcher(_params: Any, batch: list[list[str]]) -> Any:
+        return encode([" ".join(tokens) for tokens in batch])
+
+    return senteval.engine.SE(params, batcher).eval(list(tasks))
+
+
+def _sp(value: float) -> float:
+    return round(100 * float(value), 2)
+
+
+def simcse_summary(results: dict[str, Any]) -> dict[str, float]:
+    """SimCSE's test columns: STS12-16 ``all``, STS-B test, SICK-R test, and their mean."""
+    row = {year.lower(): _sp(results[year]["all"]["spearman"]["all"]) for year in STS_YEARS if year in results}
+    if "STSBenchmark" in results:
+        row["stsb"] = _sp(results["STSBenchmark"]["test"]["spearman"])
+    if "SICKRelatedness" in results:
+        row["sickr"] = _sp(results["SICKRelatedness"]["test"]["spearman"])
+    if len(row) == 7:
+        row["avg"] = round(float(np.mean(list(row.values()))), 2)
+    return row
+
+
+def original_gs_summary(results: dict[str, Any]) -> dict[str, float]:
+    """The original GS repo's columns, computed as its README table was (checked against its numbers):
+
+    ``stsbenchmark`` / ``sickrelatedness``: train+dev+test pooled; ``avg_sts``: mean of STS12-16, stsbenchmark,
+    sickrelatedness; ``avg_test``: the same with stsbenchmark_test for stsbenchmark (SICK-R stays pooled);
+    ``avg_train_and_dev``: stsbenchmark_train_and_dev.
+    """
+    years = {year.lower(): _sp(results[year]["all"]["spearman"]["all"]) for year in STS_YEARS}
+    stsb, sick = results["STSBenchmark"], results["SICKRelatedness"]
+    row = {
+        **years,
+        "stsbenchmark": _sp(stsb["all"]["spearman"]),
+        "stsbenchmark_test": _sp(stsb["test"]["spearman"]),
+        "stsbenchmark_train_and_dev": _sp(stsb["train_and_dev"]["spearman"]),
+        "sickrelatedness": _sp(sick["all"]["spearman"]),
+    }
+    row["avg_sts"] = round(float(np.mean([*years.values(), row["stsbenchmark"], row["sickrelatedness"]])), 2)
+    row["avg_test"] = round(float(np.mean([*years.values(), row["stsbenchmark_test"], row["sickrelatedness"]])), 2)
+    row["avg_train_and_dev"] = row["stsbenchmark_train_and_dev"]
+    return {key: row[key] for key in ORIGINAL_GS_COLUMNS}
+
+
+class STSEvaluator:
+    """STS-B and SICK-R on one split, for model selection during training (sentence-transformers style).
+
+    ``split="dev"`` is SimCSE's choice; ``"train_and_dev"`` the original GS repo's. Returns
+    ``{"stsb_spearman", "sickr_spearman", "avg_sts"}`` (x100) plus keep statistics for GS models.
+    """
+
+    primary_metric = "stsb_spearman"
+
+    def __init__(self, task_path: str | None = None, split: str = "dev", batch_size: int = 128,
+                 progress: bool = False):
+        self.task_path = senteval.resolve_task_path(task_path)  # fail at start-up, not at the first evaluation
+        self.split = split
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        stats = KeepStatsAccumulator()
+
+        def encode(sentences: list[str]) -> Any:
+            return model.encode(sentences, batch_size=self.batch_size, keep_stats=stats)
+
+        results = evaluate_sts(encode, self.task_path, ("STSBenchmark", "SICKRelatedness"), [self.split],
+                               self.batch_size, self.progress)
+        metrics = {
+            "stsb_spearman": _sp(results["STSBenchmark"][self.split]["spearman"]),
+            "sickr_spearman": _sp(results["SICKRelatedness"][self.split]["spearman"]),
+        }
+        metrics["avg_sts"] = round((metrics["stsb_spearman"] + metrics["sickr_spearman"]) / 2, 2)
+        metrics.update(stats.compute())
+        return metrics

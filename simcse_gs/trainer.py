@@ -1,0 +1,107 @@
+"""SimCSETrainer: the Hugging Face Trainer with the Gumbel temperature, GS logging, STS evaluation, proxy LR.
+
+Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``.
+
+The temperature schedule's position is the Trainer's ``global_step`` (optimizer steps), which every checkpoint
+stores in ``trainer_state.json`` and ``--resume_from_checkpoint`` restores, so a resumed run continues the
+schedule where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import speed_metrics
+
+from .gumbel import TauSchedule
+from .sts_eval import STSEvaluator
+
+LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or inf; training stops before anything is saved over the last good checkpoint."""
+
+
+class SimCSETrainer(Trainer):
+    def __init__(self, *args: Any, sts_evaluator: STSEvaluator | None = None, **kwargs: Any):
+        # The Trainer refuses eval_strategy != "no" without an eval_dataset; our "eval dataset" is the evaluator.
+        if sts_evaluator is not None and kwargs.get("eval_dataset") is None:
+            kwargs["eval_dataset"] = sts_evaluator
+        super().__init__(*args, **kwargs)
+        self.sts_evaluator = sts_evaluator
+        cfg = self.model.config
+        self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if cfg.use_gs else None
+        self._sums: dict[str, float] = defaultdict(float)
+        self._counts: dict[str, int] = defaultdict(int)
+
+    @property
+    def current_tau(self) -> float | None:
+        return None if self.tau_schedule is None else self.tau_schedule(self.state.global_step)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs, tau=self.current_tau)
+        loss = outputs.loss
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"The loss is {loss.item()} at optimizer step {self.state.global_step} (epoch "
+                f"{self.state.epoch or 0:.3f}). Training stopped; checkpoints already written are untouched. Try a "
+                "lower --learning_rate, a higher --temp, or --max_grad_norm; check the data of this step."
+            )
+        if model.training:
+            for key in LOGGED_OUTPUTS:
+                value = outputs.get(key)
+                if value is not None:
+                    self._sums[key] += float(value)
+                    self._counts[key] += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the means of the GS statistics since the last training log, and the current temperature."""
+        if "loss" in logs:
+            for key, total in self._sums.items():
+                logs[key] = round(total / self._counts[key], 6)
+            self._sums.clear()
+            self._counts.clear()
+            if self.tau_schedule is not None:
+                logs["tau"] = round(self.current_tau, 6)
+        super().log(logs, start_time)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """STS-B and SICK-R Spearman on the evaluator's split (metrics ``eval_stsb_spearman``, ...)."""
+        evaluator = eval_dataset if isinstance(eval_dataset, STSEvaluator) else self.sts_evaluator
+        if evaluator is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        start = time.time()
+        metrics = evaluator(self.accelerator.unwrap_model(self.model))
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
+        metrics.update(speed_metrics(metric_key_prefix, start))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def create_optimizer(self, model=None):
+        """The default optimizer, with the proxy's parameters in their own groups at ``--proxy_learning_rate``."""
+        proxy_lr = getattr(self.args, "proxy_learning_rate", None)
+        opt_model = self.model if model is None else model
+        if self.optimizer is None and proxy_lr is not None and getattr(opt_model, "proxy", None) is not None:
+            decay = set(self.get_decay_parameter_names(opt_model))
+            groups = []
+            for is_proxy, lr in ((False, self.args.learning_rate), (True, proxy_lr)):
+                for decayed in (True, False):
+                    params = [
+                        p for n, p in opt_model.named_parameters()
+                        if p.requires_grad and (n in decay) == decayed and n.startswith("proxy.") == is_proxy
+                    ]  # fmt: skip
+                    if params:
+                        wd = self.args.weight_decay if decayed else 0.0
+                        groups.append({"params": params, "weight_decay": wd, "lr": lr})
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            optimizer_kwargs.pop("lr", None)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
+
