@@ -128,7 +128,6 @@ class SimCSEGSModel(PreTrainedModel):
         self.mlp = MLPHead(self.backbone.config.hidden_size) if config.pooler_type == "cls" else None
         self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
         self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
-        self.register_buffer("special_ids", torch.tensor(config.special_token_ids, dtype=torch.long), persistent=False)
         self.tokenizer = None
         self.post_init()
 
@@ -205,7 +204,9 @@ class SimCSEGSModel(PreTrainedModel):
     # ------------------------------------------------------------------ keep weights
 
     def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return torch.isin(input_ids, self.special_ids.to(input_ids.device))
+        # From the config, not a buffer: non-persistent buffers come back uninitialised from from_pretrained.
+        ids = torch.tensor(self.config.special_token_ids, dtype=input_ids.dtype, device=input_ids.device)
+        return torch.isin(input_ids, ids)
 
     def score_tokens(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **enc_kwargs
@@ -375,3 +376,8 @@ class SimCSEGSModel(PreTrainedModel):
             out[idx] = z.float().cpu()
         self.train(was_training)
         return out
+
+
+# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints.
+AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
+AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)

@@ -63,6 +63,19 @@ def simcse_summary(results: dict[str, Any]) -> dict[str, float]:
     return row
 
 
+def split_summary(results: dict[str, Any], split: str = "dev") -> dict[str, float]:
+    """STS-B and SICK-R on one split (``dev`` in ``evaluation.py --mode dev``; what :class:`STSEvaluator` logs):
+    ``stsb_spearman``, ``sickr_spearman`` and, when both are there, their mean ``avg_sts``."""
+    row = {}
+    if "STSBenchmark" in results:
+        row["stsb_spearman"] = _sp(results["STSBenchmark"][split]["spearman"])
+    if "SICKRelatedness" in results:
+        row["sickr_spearman"] = _sp(results["SICKRelatedness"][split]["spearman"])
+    if len(row) == 2:
+        row["avg_sts"] = round((row["stsb_spearman"] + row["sickr_spearman"]) / 2, 2)
+    return row
+
+
 def original_gs_summary(results: dict[str, Any]) -> dict[str, float]:
     """The original GS repo's columns, computed as its README table was (checked against its numbers):
 
@@ -109,10 +122,6 @@ class STSEvaluator:
 
         results = evaluate_sts(encode, self.task_path, ("STSBenchmark", "SICKRelatedness"), [self.split],
                                self.batch_size, self.progress)
-        metrics = {
-            "stsb_spearman": _sp(results["STSBenchmark"][self.split]["spearman"]),
-            "sickr_spearman": _sp(results["SICKRelatedness"][self.split]["spearman"]),
-        }
-        metrics["avg_sts"] = round((metrics["stsb_spearman"] + metrics["sickr_spearman"]) / 2, 2)
+        metrics = split_summary(results, self.split)
         metrics.update(stats.compute())
         return metrics

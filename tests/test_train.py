@@ -1,0 +1,107 @@
+"""train.py end to end: tiny models for the Trainer mechanics, the real MiniLM for a few real steps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import train
+from simcse_gs.gumbel import TauSchedule
+from simcse_gs.modeling import SimCSEGSModel
+from tests.conftest import NLI, SENTENCES, WIKI
+
+
+def run(model_dir, train_file, out, *extra):
+    argv = ["--model_name_or_path", str(model_dir), "--train_file", str(train_file), "--output_dir", str(out),
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--logging_steps", "1",
+            "--save_strategy", "no", "--dataloader_num_workers", "0", *extra]
+    return train.main(argv)
+
+
+def log_history(out):
+    return json.loads((out / "trainer_state.json").read_text())["log_history"]
+
+
+def test_tau_schedule_continues_after_resume(tiny_bert_dir, unsup_file, tmp_path):
+    common = ["--max_steps", "4", "--tau_decay_rate", "0.2", "--init_tau", "2.0", "--min_tau", "0.1",
+              "--save_strategy", "steps", "--save_steps", "2", "--seed", "3"]
+    run(tiny_bert_dir, unsup_file, tmp_path / "full", *common)
+    full = {h["step"]: h["tau"] for h in log_history(tmp_path / "full") if "tau" in h}
+    schedule = TauSchedule(2.0, 0.1, 0.2)
+    assert full == pytest.approx({step: schedule(step - 1) for step in range(1, 5)})  # step s uses tau(s - 1)
+    # resume from the step-2 checkpoint in a fresh folder: steps 3 and 4 must use the same temperatures
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", tmp_path / "resumed" / "checkpoint-2")
+    run(tiny_bert_dir, unsup_file, tmp_path / "resumed", *common,
+        "--resume_from_checkpoint", str(tmp_path / "resumed" / "checkpoint-2"))
+    # (the resumed history starts with the checkpoint's own steps 1-2)
+    resumed = {h["step"]: h["tau"] for h in log_history(tmp_path / "resumed") if "tau" in h and h["step"] > 2}
+    assert resumed == pytest.approx({3: full[3], 4: full[4]})
+
+
+def test_training_logs_keep_statistics_and_proxy_learning_rate(tiny_bert_dir, unsup_file, tmp_path):
+    run(tiny_bert_dir, unsup_file, tmp_path / "o", "--max_steps", "2", "--proxy_learning_rate", "1e-3",
+        "--learning_rate", "1e-5")
+    logs = [h for h in log_history(tmp_path / "o") if "loss" in h]
+    for key in ("contrastive_loss", "keep_prob", "keep_rate", "keep_entropy", "tau"):
+        assert key in logs[0]
+    model = SimCSEGSModel.from_pretrained(tmp_path / "o")
+    assert model.config.use_gs and model.proxy is not None
+
+
+def test_optimizer_gives_the_proxy_its_own_learning_rate(tiny_bert_dir, unsup_file, tmp_path):
+    from simcse_gs.arguments import SimCSETrainingArguments
+    from simcse_gs.data import SimCSECollator, load_train_dataset
+    from simcse_gs.trainer import SimCSETrainer
+
+    model = SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True)
+    args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), learning_rate=1e-5, proxy_learning_rate=1e-3,
+                                   report_to="none")
+    trainer = SimCSETrainer(model=model, args=args, train_dataset=load_train_dataset(unsup_file, model.tokenizer),
+                            data_collator=SimCSECollator(model.tokenizer))
+    opt = trainer.create_optimizer()
+    proxy_ids = {id(p) for p in model.proxy.parameters()}
+    for group in opt.param_groups:
+        in_proxy = {id(p) in proxy_ids for p in group["params"]}
+        assert len(in_proxy) == 1
+        assert group["lr"] == (1e-3 if in_proxy.pop() else 1e-5)
+    n_params = sum(len(g["params"]) for g in opt.param_groups)
+    assert n_params == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_yaml_config_file_is_parsed(tiny_bert_dir, unsup_file, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model_name_or_path: {tiny_bert_dir}\ntrain_file: {unsup_file}\noutput_dir: {tmp_path / 'y'}\n"
+                   "use_gs: false\npooler_type: avg\nmax_steps: 1\nper_device_train_batch_size: 4\nreport_to: none\n")
+    model_args, data_args, training_args = train.parse_args([str(cfg)])
+    assert not model_args.use_gs and model_args.pooler_type == "avg" and training_args.max_steps == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "data, settings",
+    [
+        ("wiki", ["--use_gs", "true", "--pooler_type", "cls", "--mlp_only_train"]),
+        ("wiki", ["--use_gs", "false", "--pooler_type", "cls", "--mlp_only_train"]),
+        ("nli", ["--use_gs", "true", "--pooler_type", "avg", "--hard_negative_weight", "0.5"]),
+    ],
+)
+def test_real_minilm_steps_and_checkpoint_round_trip(minilm, tmp_path, data, settings):
+    if not WIKI.exists():
+        pytest.skip("shared training data not found")
+    source = WIKI if data == "wiki" else NLI
+    small = tmp_path / ("train.txt" if data == "wiki" else "train.csv")
+    small.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:33]), encoding="utf-8")
+    out = tmp_path / "out"
+    metrics = run(minilm, small, out, "--max_steps", "2", "--per_device_train_batch_size", "8", *settings)
+    assert metrics["train_loss"] > 0
+    model = SimCSEGSModel.from_pretrained(out)
+    a = model.encode(SENTENCES)
+    b = SimCSEGSModel.from_pretrained(out).encode(SENTENCES)
+    torch.testing.assert_close(a, b)
+    assert a.shape == (len(SENTENCES), 384)
+    start = SimCSEGSModel.from_backbone(minilm, use_gs=False, pooler_type=model.config.pooler_type,
+                                        mlp_only_train=True).encode(SENTENCES)
+    assert not torch.allclose(a, start)  # the two steps changed the encoder
