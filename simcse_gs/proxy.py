@@ -8,6 +8,8 @@ made per token position, so both models must split a sentence into the same toke
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
@@ -36,9 +38,17 @@ class TokenKeepProxy(nn.Module):
         overrides = {"num_hidden_layers": num_layers} if num_layers else {}
         return cls(AutoModel.from_pretrained(name_or_path, **overrides, **kwargs))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # DistilBERT/DistilRoBERTa (the original repo's proxies) take no token_type_ids.
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None and self._takes_types else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return self.head(hidden)
+
+    @property
+    def _takes_types(self) -> bool:
+        return "token_type_ids" in inspect.signature(self.encoder.forward).parameters
 
 
 def without_pooler(encoder: nn.Module) -> nn.Module:
