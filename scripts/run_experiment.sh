@@ -10,6 +10,7 @@
 #   --model PATH_OR_NAME   backbone override                          [MODEL]
 #   --train_file FILE      training data override                     [TRAIN_FILE]
 #   --senteval_data DIR    STS data (else $SENTEVAL_DATA, else SentEval/data/downstream)
+#   --eval_flags "..."     extra evaluation.py flags, e.g. "--protocol simcse" [EVAL_FLAGS]
 #
 # Each run leaves DIR/<name>/seed<S>/ with the checkpoint, train_log.txt, tensorboard logs and eval_test.json
 # (read by scripts/make_table.py). A run whose eval_test.json exists is skipped, so the script can be re-run
@@ -23,7 +24,7 @@ config="$1"; shift
 [ -f "$config" ] || die "config '$config' not found (see configs/)"
 
 seeds="${SEEDS:-42}"; output_root="${OUTPUT_ROOT:-results}"; name="${NAME:-$(basename "$config" .yaml)}"
-model="${MODEL:-}"; train_file="${TRAIN_FILE:-}"; senteval_data="${SENTEVAL_DATA:-}"
+model="${MODEL:-}"; train_file="${TRAIN_FILE:-}"; senteval_data="${SENTEVAL_DATA:-}"; eval_flags="${EVAL_FLAGS:-}"
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --model) model="$2"; shift 2 ;;
     --train_file) train_file="$2"; shift 2 ;;
     --senteval_data) senteval_data="$2"; shift 2 ;;
+    --eval_flags) eval_flags="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (put train.py flags after --)" ;;
   esac
@@ -65,6 +67,6 @@ for seed in $seeds; do
   python train.py "${args[@]}" "${extra[@]}" 2>&1 | tee "$run/train_log.txt"
   echo "== $run: evaluating"
   python evaluation.py --model_name_or_path "$run" --mode test --senteval_data "$eval_data" \
-    --output_json "$run/eval_test.json.part"
+    --output_json "$run/eval_test.json.part" $eval_flags
   mv "$run/eval_test.json.part" "$run/eval_test.json"
 done

