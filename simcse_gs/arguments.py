@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from transformers import TrainingArguments
 
 from .attention import ATTN_IMPLEMENTATIONS
+from .estimators import ESTIMATORS, REINFORCE_REWARDS, check_estimator, resolve_estimator
 from .gumbel import TauSchedule
 from .pooling import POOLER_TYPES, check_pooler_type
 
@@ -64,7 +65,22 @@ class ModelArguments:
         metadata={"help": "tau = max(min_tau, init_tau * exp(-rate * optimizer_step)). 6.4e-4 is the original's "
                   "1e-5 per sample at batch 64."},
     )
-    gs_hard: bool = field(default=False, metadata={"help": "Straight-through hard 0/1 samples instead of soft."})
+    gs_estimator: str = field(
+        default="soft",
+        metadata={"help": f"Gradient estimator of the keep decision: {', '.join(ESTIMATORS)} (soft Gumbel-Softmax, "
+                  "straight-through Gumbel, REINFORCE with a moving-average baseline). See docs/RESEARCH_TOOLS.md."},
+    )
+    gs_hard: bool = field(
+        default=False, metadata={"help": "Deprecated alias of --gs_estimator st (straight-through hard 0/1 samples)."}
+    )
+    gs_reinforce_reward: str = field(
+        default="sentence",
+        metadata={"help": f"REINFORCE credit: {' or '.join(REINFORCE_REWARDS)} (each example's own loss row for its "
+                  "own keeps, or the batch loss for every keep)."},
+    )
+    gs_reinforce_baseline_momentum: float = field(
+        default=0.9, metadata={"help": "Momentum of the REINFORCE baseline (EMA of the contrastive loss)."}
+    )
     gs_shared_sample: bool = field(
         default=False, metadata={"help": "Unsup: one Gumbel sample for both views (the original's behaviour)."}
     )
@@ -91,6 +107,9 @@ class ModelArguments:
     def __post_init__(self) -> None:
         check_pooler_type(self.pooler_type)
         TauSchedule(self.init_tau, self.min_tau, self.tau_decay_rate)  # raises on a bad schedule
+        self.gs_estimator = resolve_estimator(self.gs_estimator, self.gs_hard)  # --gs_hard: the old spelling of st
+        self.gs_hard = self.gs_estimator == "st"
+        check_estimator(self.gs_estimator, self.gs_reinforce_reward, self.gs_reinforce_baseline_momentum)
         if self.gs_attn_impl not in ATTN_IMPLEMENTATIONS:
             choices = sorted(ATTN_IMPLEMENTATIONS)
             raise ValueError(f"--gs_attn_impl must be one of {choices}, got '{self.gs_attn_impl}'.")
@@ -136,8 +155,8 @@ class DataArguments:
     eval_batch_size: int = field(default=128, metadata={"help": "Sentences per batch when encoding for STS."})
 
     def __post_init__(self) -> None:
-        if self.eval_split not in ("dev", "train_and_dev", "test"):
-            raise ValueError(f"--eval_split must be dev, train_and_dev or test, got '{self.eval_split}'.")
+        if self.eval_split not in ("dev", "train_and_dev"):  # never select models on a test split
+            raise ValueError(f"--eval_split must be dev or train_and_dev, got '{self.eval_split}'.")
         if self.max_seq_length < 2:
             raise ValueError(f"--max_seq_length must be >= 2, got {self.max_seq_length}.")
 

@@ -8,6 +8,9 @@ not inflated by the tokens nobody chose.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
 
@@ -59,11 +62,20 @@ def keep_statistics(keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: t
 
 
 class KeepStatsAccumulator:
-    """Token-weighted running means of :func:`keep_statistics` over many batches (evaluation, logging)."""
+    """Token-weighted running means of :func:`keep_statistics` over many batches (evaluation, logging).
 
-    def __init__(self) -> None:
+    With ``sample_size > 0`` it also keeps a uniform random sample (without replacement) of at most
+    ``sample_size`` keep probabilities of the decided tokens seen, for a histogram (:attr:`prob_sample`): every
+    token gets a random key and the ``sample_size`` smallest keys are kept, so memory stays bounded.
+    """
+
+    def __init__(self, sample_size: int = 0, seed: int = 20_240_517) -> None:
         self.sums: dict[str, float] = {}
         self.tokens = 0
+        self.sample_size = sample_size
+        self._generator = torch.Generator().manual_seed(seed)
+        self._sample = torch.empty(0)
+        self._keys = torch.empty(0)
 
     def update(self, keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor) -> None:
         n = int(decided.sum())
@@ -72,6 +84,18 @@ class KeepStatsAccumulator:
         for key, value in keep_statistics(keep_prob, hard_keep, decided).items():
             self.sums[key] = self.sums.get(key, 0.0) + value * n
         self.tokens += n
+        if self.sample_size > 0:
+            values = keep_prob.detach()[decided.bool()].float().cpu()
+            keys = torch.rand(len(values), generator=self._generator)
+            self._sample, self._keys = torch.cat([self._sample, values]), torch.cat([self._keys, keys])
+            if len(self._sample) > self.sample_size:
+                keep = self._keys.topk(self.sample_size, largest=False).indices
+                self._sample, self._keys = self._sample[keep], self._keys[keep]
+
+    @property
+    def prob_sample(self) -> torch.Tensor:
+        """The sampled keep probabilities (float32, CPU; empty without ``sample_size`` or decided tokens)."""
+        return self._sample
 
     def compute(self) -> dict[str, float]:
         """The means so far (empty dict if no decided token was seen)."""
@@ -79,3 +103,19 @@ class KeepStatsAccumulator:
 
     def reset(self) -> None:
         self.sums, self.tokens = {}, 0
+        self._sample, self._keys = torch.empty(0), torch.empty(0)
+
+
+def add_keep_histogram(callbacks: Iterable[Any], stats: KeepStatsAccumulator | None, step: int,
+                       tag: str = "eval/keep_prob") -> bool:
+    """Write ``stats.prob_sample`` as a tensorboard histogram through every callback with a ``tb_writer``
+    (transformers' ``TensorBoardCallback``). A no-op (returns False) without such a writer or without values."""
+    if stats is None or len(stats.prob_sample) == 0:
+        return False
+    written = False
+    for callback in callbacks:
+        writer = getattr(callback, "tb_writer", None)
+        if writer is not None:
+            writer.add_histogram(tag, stats.prob_sample.numpy(), step)
+            written = True
+    return written

@@ -3,12 +3,13 @@
 The forward pass reads top to bottom like the method:
 
 1. the proxy scores each unique sentence once (logits keep/drop per token);
-2. each view draws its own Gumbel-Softmax sample of the keep weights p (training), or takes the hard keep
-   rule (inference); padding is never kept, special tokens always are (unless ``gs_drop_special_tokens``);
+2. each view draws its own sample of the keep weights p (training; Gumbel-Softmax by default, see
+   ``gs_estimator`` and :mod:`simcse_gs.estimators`), or takes the hard keep rule (inference); padding is never
+   kept, special tokens always are (unless ``gs_drop_special_tokens``);
 3. the backbone runs with ``token_keep=p``, which the registered attention function applies in every layer
    and head (see :mod:`simcse_gs.attention`);
 4. the pooler (keep-weighted ``avg`` under GS) and, for ``cls``, the MLP head give the sentence vectors;
-5. the contrastive loss (+ optional MLM and keep-rate terms).
+5. the contrastive loss (+ optional MLM and keep-rate terms, and the REINFORCE surrogate).
 
 ``use_gs=False`` and ``token_drop_rate=0`` give plain SimCSE from the same code, with the stock attention.
 """
@@ -16,19 +17,30 @@ The forward pass reads top to bottom like the method:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .attention import check_supported, enable_token_keep
-from .gumbel import keep_probability, sample_keep
+from .estimators import (
+    check_estimator,
+    keep_log_prob,
+    reinforce_surrogate,
+    resolve_estimator,
+    sample_estimator_keep,
+    update_baseline,
+)
+from .gumbel import keep_probability
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
-from .loss import ContrastiveLoss
+from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
 from .mlm import build_mlm_head
 from .pooling import MLPHead, check_pooler_type, pool
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
@@ -55,6 +67,9 @@ class SimCSEGSConfig(PretrainedConfig):
         min_tau: float = 0.5,
         tau_decay_rate: float = 6.4e-4,
         gs_hard: bool = False,
+        gs_estimator: str = "soft",
+        gs_reinforce_reward: str = "sentence",
+        gs_reinforce_baseline_momentum: float = 0.9,
         gs_shared_sample: bool = False,
         gs_drop_special_tokens: bool = False,
         gs_attn_impl: str = "sdpa",
@@ -77,7 +92,12 @@ class SimCSEGSConfig(PretrainedConfig):
         self.init_tau = init_tau
         self.min_tau = min_tau
         self.tau_decay_rate = tau_decay_rate
-        self.gs_hard = gs_hard
+        # gs_hard is the deprecated alias of gs_estimator="st"; kept in the config (derived) for older readers.
+        self.gs_estimator = resolve_estimator(gs_estimator, gs_hard)
+        self.gs_hard = self.gs_estimator == "st"
+        self.gs_reinforce_reward = gs_reinforce_reward
+        self.gs_reinforce_baseline_momentum = gs_reinforce_baseline_momentum
+        check_estimator(self.gs_estimator, gs_reinforce_reward, gs_reinforce_baseline_momentum)
         self.gs_shared_sample = gs_shared_sample
         self.gs_drop_special_tokens = gs_drop_special_tokens
         self.gs_attn_impl = gs_attn_impl
@@ -128,7 +148,11 @@ class SimCSEGSModel(PreTrainedModel):
         self.mlp = MLPHead(self.backbone.config.hidden_size) if config.pooler_type == "cls" else None
         self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
         self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
+        if config.use_gs and config.gs_estimator == "reinforce":
+            # EMA of the contrastive loss (NaN = not set yet). Persistent, so checkpoints and resumes keep it.
+            self.register_buffer("reinforce_baseline", torch.tensor(float("nan")), persistent=True)
         self.tokenizer = None
+        self._keep_stats_taps: list[KeepStatsAccumulator] = []
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -136,6 +160,8 @@ class SimCSEGSModel(PreTrainedModel):
         if self.proxy is not None and module is self.proxy.head:
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
+        elif module is self and hasattr(self, "reinforce_baseline"):
+            self.reinforce_baseline.fill_(float("nan"))
         elif self.mlp is not None and module is self.mlp.dense:
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
@@ -186,8 +212,26 @@ class SimCSEGSModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> SimCSEGSModel:
-        """Load a checkpoint written by :meth:`save_pretrained` (weights, config, and the tokenizer beside them)."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        """Load a checkpoint written by :meth:`save_pretrained` (weights, config, and the tokenizer beside them).
+
+        Weights are read from safetensors only. A local folder is checked first (config type, weight files,
+        safetensors headers), so a missing or damaged file gives a :class:`~simcse_gs.checkpoint.CheckpointError`
+        naming it and what to do instead of a loader traceback.
+        """
+        from safetensors import SafetensorError
+
+        from .checkpoint import CheckpointError, check_model_folder
+
+        path = os.fspath(pretrained_model_name_or_path)
+        if os.path.isdir(path):
+            check_model_folder(path)
+        elif os.path.exists(path) or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:
+            raise CheckpointError(f"Checkpoint folder not found: {path} (a local path, so the hub is not asked).")
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as err:
+            raise CheckpointError(f"{path}: damaged safetensors weights ({err}). Copy or download it again.") from err
         if os.path.isdir(pretrained_model_name_or_path) and any(
             os.path.exists(os.path.join(pretrained_model_name_or_path, f))
             for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
@@ -223,7 +267,9 @@ class SimCSEGSModel(PreTrainedModel):
     ) -> tuple[list[torch.Tensor | None], dict[str, torch.Tensor]]:
         """Keep weights for ``n_samples`` views of the same sentences, and the batch's keep statistics.
 
-        The proxy runs once; each view draws its own sample (or one shared sample with ``gs_shared_sample``).
+        The proxy runs once; each view draws its own sample (or one shared sample with ``gs_shared_sample``)
+        under ``gs_estimator``. With ``reinforce``, ``extras["keep_log_prob"]`` [draws, N] holds each draw's
+        ``sum_j log P(b_j)`` over the decided tokens of each sentence, for the surrogate term in :meth:`forward`.
         """
         cfg = self.config
         if not cfg.use_gs:  # random-drop control: Bernoulli keep per decided token and view, training only
@@ -243,15 +289,46 @@ class SimCSEGSModel(PreTrainedModel):
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
         if not self.training:
             return [hard] * n_samples, extras
-        if tau is None:
-            raise ValueError("Training a GS model needs the Gumbel temperature: pass tau= (the Trainer does).")
         special = self.special_tokens_mask(input_ids)
         draws = 1 if cfg.gs_shared_sample else n_samples
-        samples = [
-            apply_forced(sample_keep(logits, tau, cfg.gs_hard), attention_mask, special, cfg.gs_drop_special_tokens)
-            for _ in range(draws)
-        ]
+        raw = [sample_estimator_keep(logits, cfg.gs_estimator, tau) for _ in range(draws)]
+        samples = [apply_forced(k, attention_mask, special, cfg.gs_drop_special_tokens) for k in raw]
+        if cfg.gs_estimator == "reinforce":
+            extras["keep_log_prob"] = torch.stack([(keep_log_prob(logits, k) * decided).sum(-1) for k in raw])
         return samples * n_samples if draws == 1 else samples, extras
+
+    def _reinforce_term(self, keep_log_prob: torch.Tensor, z: torch.Tensor, contrastive: torch.Tensor) -> torch.Tensor:
+        """The zero-valued REINFORCE surrogate (gradient only), then the baseline update.
+
+        ``gs_reinforce_reward="sentence"``: ``mean_i (loss_i - baseline) * sum_{views, decided j of i} log P(b)``
+        with ``loss_i`` example i's own cross-entropy row of the contrastive loss (the row-wise terms whose mean
+        is the loss). ``"batch"``: ``(loss - baseline) * sum_{all views, sentences, decided j} log P(b)``, the
+        exact score-function estimator of the batch loss. The baseline is the EMA of the batch contrastive loss
+        before this step (the first step uses its own loss).
+        """
+        cfg = self.config
+        n_views, batch = z.shape[:2]
+        baseline = self.reinforce_baseline.detach().clone()
+        if torch.isnan(baseline):
+            baseline = contrastive.detach().clone()
+        distributed = dist.is_available() and dist.is_initialized()
+        if cfg.gs_reinforce_reward == "sentence":
+            with torch.no_grad():  # per-example rows of the (global) contrastive loss, this process's examples
+                zs = [gather_with_grad(z[v].detach()) for v in range(n_views)]
+                logits = contrastive_logits(zs[0], zs[1], zs[2] if n_views == 3 else None, self.loss_fn.temp,
+                                            self.loss_fn.hard_negative_weight)
+                rows = F.cross_entropy(logits, torch.arange(len(zs[0]), device=logits.device), reduction="none")
+                offset = dist.get_rank() * batch if distributed else 0
+                reward = rows[offset : offset + batch]
+            score = keep_log_prob.reshape(-1, batch).sum(0)  # [batch]: every view (draw) of example i
+        else:
+            # Every process computes the same global loss and DDP averages gradients: scale by the world size
+            # so the summed score over all processes' sentences is what the average gives back.
+            world = dist.get_world_size() if distributed else 1
+            reward, score = contrastive.detach(), keep_log_prob.sum() * world
+        term = reinforce_surrogate(reward, score, baseline)
+        update_baseline(self.reinforce_baseline, contrastive.detach(), cfg.gs_reinforce_baseline_momentum)
+        return term
 
     # ------------------------------------------------------------------ forward
 
@@ -273,7 +350,7 @@ class SimCSEGSModel(PreTrainedModel):
             **kwargs,
         )
         hidden = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
-        weights = token_keep if self.config.use_gs else None
+        weights = token_keep if self.config.uses_token_keep else None  # the random-drop control weighs alike
         z = pool(self.config.pooler_type, hidden, attention_mask, weights)
         if self.mlp is not None and (self.training or not self.config.mlp_only_train):
             z = self.mlp(z)
@@ -315,6 +392,8 @@ class SimCSEGSModel(PreTrainedModel):
         z = self.embed(ids, mask, types, keep).view(n_views, batch, -1)
         contrastive = self.loss_fn(z[0], z[1], z[2] if n_views == 3 else None)
         loss = contrastive
+        if "keep_log_prob" in extras:  # REINFORCE: adds gradient to the proxy, not value to the loss
+            loss = loss + self._reinforce_term(extras.pop("keep_log_prob"), z, contrastive)
         mlm_loss = None
         if mlm_input_ids is not None and self.mlm_head is not None:
             flat_ids, flat_labels = views(mlm_input_ids), views(mlm_labels)
@@ -336,6 +415,22 @@ class SimCSEGSModel(PreTrainedModel):
         )
 
     # ------------------------------------------------------------------ inference
+
+    @contextmanager
+    def record_keep_stats(self, stats: KeepStatsAccumulator | None) -> Iterator[KeepStatsAccumulator | None]:
+        """Within the block, every :meth:`encode` call also feeds ``stats`` (no-op for None or a non-GS model).
+
+        Lets a caller (the Trainer's evaluation) watch the keep probabilities of an evaluator that calls
+        ``encode`` itself.
+        """
+        if stats is None:
+            yield stats
+            return
+        self._keep_stats_taps.append(stats)
+        try:
+            yield stats
+        finally:
+            self._keep_stats_taps.remove(stats)
 
     @torch.inference_mode()
     def encode(
@@ -370,8 +465,9 @@ class SimCSEGSModel(PreTrainedModel):
             if self.config.use_gs:
                 types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
                 _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
-                if keep_stats is not None:
-                    keep_stats.update(prob, keep, decided)
+                for stats in (keep_stats, *self._keep_stats_taps):
+                    if stats is not None:
+                        stats.update(prob, keep, decided)
             z = self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
             out[idx] = z.float().cpu()
         self.train(was_training)

@@ -18,6 +18,7 @@ from transformers import Trainer
 from transformers.trainer_utils import speed_metrics
 
 from .gumbel import TauSchedule
+from .keep import KeepStatsAccumulator, add_keep_histogram
 from .sts_eval import STSEvaluator
 
 LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
@@ -47,10 +48,16 @@ class SimCSETrainer(Trainer):
         outputs = model(**inputs, tau=self.current_tau)
         loss = outputs.loss
         if not torch.isfinite(loss):
+            from transformers.trainer_utils import get_last_checkpoint
+
+            step = self.state.global_step
+            last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
             raise NonFiniteLossError(
-                f"The loss is {loss.item()} at optimizer step {self.state.global_step} (epoch "
-                f"{self.state.epoch or 0:.3f}). Training stopped; checkpoints already written are untouched. Try a "
-                "lower --learning_rate, a higher --temp, or --max_grad_norm; check the data of this step."
+                f"The loss is {loss.item()} at training step {step + 1} (after {step} optimizer steps, epoch "
+                f"{self.state.epoch or 0:.3f}). Training stopped; checkpoints already written are untouched"
+                + (f" (the last is {last})" if last else "")
+                + ". Try a lower --learning_rate, a higher --temp, or --max_grad_norm and check the data of this "
+                "step; then resume with --resume_from_checkpoint or start again."
             )
         if model.training:
             if self.tau_schedule is not None:
@@ -78,7 +85,11 @@ class SimCSETrainer(Trainer):
         if evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         start = time.time()
-        metrics = evaluator(self.accelerator.unwrap_model(self.model))
+        model = self.accelerator.unwrap_model(self.model)
+        keep_sample = KeepStatsAccumulator(sample_size=20_000) if model.config.use_gs else None
+        with model.record_keep_stats(keep_sample):  # keep probabilities of the evaluated sentences' decided tokens
+            metrics = evaluator(model)
+        add_keep_histogram(self.callback_handler.callbacks, keep_sample, self.state.global_step)  # no-op without tb
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         metrics.update(speed_metrics(metric_key_prefix, start))
         self.log(metrics)

@@ -1,0 +1,44 @@
+"""Export a checkpoint's encoder as a Hugging Face + sentence-transformers folder (the GS proxy is dropped).
+
+    python export.py --model_name_or_path outputs/unsup-simcse --output_dir exported/unsup-simcse
+    python export.py --model_name_or_path outputs/avg-top2 --output_dir exported/avg-top2 --format hf
+
+See :mod:`simcse_gs.export` and docs/RESEARCH_TOOLS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from simcse_gs.export import FORMATS, export_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", required=True, help="A checkpoint folder written by train.py.")
+    parser.add_argument("--output_dir", required=True, help="The export folder (new or empty).")
+    parser.add_argument("--format", choices=FORMATS, default="st",
+                        help="st: Hugging Face + sentence-transformers files (default); hf: Hugging Face files only.")
+    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output_dir.")
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed below, prominently
+        try:
+            result = export_model(args.model_name_or_path, args.output_dir, args.format, args.overwrite)
+        except (ValueError, OSError) as err:  # OSError: FileExistsError, a missing or damaged checkpoint
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    for message in result.warnings:
+        print(f"WARNING: {message}", file=sys.stderr)
+    pooling = f", sentence-transformers pooling '{result.st_pooling}'" if result.st_pooling else ""
+    dense = " + Dense(tanh) MLP" if result.dense else ""
+    print(f"Exported pooler '{result.pooler_type}'{pooling}{dense} to {result.output_dir}:")
+    for name in result.files:
+        print(f"  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
