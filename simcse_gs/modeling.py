@@ -17,8 +17,7 @@ The forward pass reads top to bottom like the method:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -152,7 +151,6 @@ class SimCSEGSModel(PreTrainedModel):
             # EMA of the contrastive loss (NaN = not set yet). Persistent, so checkpoints and resumes keep it.
             self.register_buffer("reinforce_baseline", torch.tensor(float("nan")), persistent=True)
         self.tokenizer = None
-        self._keep_stats_taps: list[KeepStatsAccumulator] = []
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -416,22 +414,6 @@ class SimCSEGSModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ inference
 
-    @contextmanager
-    def record_keep_stats(self, stats: KeepStatsAccumulator | None) -> Iterator[KeepStatsAccumulator | None]:
-        """Within the block, every :meth:`encode` call also feeds ``stats`` (no-op for None or a non-GS model).
-
-        Lets a caller (the Trainer's evaluation) watch the keep probabilities of an evaluator that calls
-        ``encode`` itself.
-        """
-        if stats is None:
-            yield stats
-            return
-        self._keep_stats_taps.append(stats)
-        try:
-            yield stats
-        finally:
-            self._keep_stats_taps.remove(stats)
-
     @torch.inference_mode()
     def encode(
         self,
@@ -465,9 +447,8 @@ class SimCSEGSModel(PreTrainedModel):
             if self.config.use_gs:
                 types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
                 _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
-                for stats in (keep_stats, *self._keep_stats_taps):
-                    if stats is not None:
-                        stats.update(prob, keep, decided)
+                if keep_stats is not None:
+                    keep_stats.update(prob, keep, decided)
             z = self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
             out[idx] = z.float().cpu()
         self.train(was_training)

@@ -114,8 +114,9 @@ class STSEvaluator:
         self.batch_size = batch_size
         self.progress = progress
 
-    def __call__(self, model: Any) -> dict[str, float]:
-        stats = KeepStatsAccumulator()
+    def __call__(self, model: Any, keep_stats: KeepStatsAccumulator | None = None) -> dict[str, float]:
+        """Metrics of ``model``; ``keep_stats`` (e.g. one that samples probabilities) collects the keep decisions."""
+        stats = keep_stats if keep_stats is not None else KeepStatsAccumulator()
 
         def encode(sentences: list[str]) -> Any:
             return model.encode(sentences, batch_size=self.batch_size, keep_stats=stats)

@@ -87,8 +87,7 @@ class SimCSETrainer(Trainer):
         start = time.time()
         model = self.accelerator.unwrap_model(self.model)
         keep_sample = KeepStatsAccumulator(sample_size=20_000) if model.config.use_gs else None
-        with model.record_keep_stats(keep_sample):  # keep probabilities of the evaluated sentences' decided tokens
-            metrics = evaluator(model)
+        metrics = evaluator(model, keep_sample)  # keep_sample: p of the evaluated sentences' decided tokens
         add_keep_histogram(self.callback_handler.callbacks, keep_sample, self.state.global_step)  # no-op without tb
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         metrics.update(speed_metrics(metric_key_prefix, start))
