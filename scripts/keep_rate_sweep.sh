@@ -2,10 +2,10 @@
 # Keep-rate control sweep of docs/RESULTS.md: unsupervised GS on the packaged MiniLM with the penalty
 # λ (mean keep probability - r)^2 for r in RATES, SEEDS seeds, STEPS steps; evaluated on STS-B dev + SICK-R dev
 # (evaluation.py --mode dev), which also measures the inference keep rate. Then plots STS vs keep rate.
-#   bash scripts/keep_rate_sweep.sh        # RATES="1.0 0.9 0.8 0.7 0.5" SEEDS="1 2 3" STEPS=40 WEIGHT=1.0
+#   bash scripts/keep_rate_sweep.sh        # RATES="1.0 0.5 0.7 0.9 0.8" SEEDS="1 2 3" STEPS=40 WEIGHT=1.0
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATES="${RATES:-1.0 0.9 0.8 0.7 0.5}"; SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-40}"; WEIGHT="${WEIGHT:-1.0}"
+RATES="${RATES:-1.0 0.5 0.7 0.9 0.8}"; SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-40}"; WEIGHT="${WEIGHT:-1.0}"
 OUTPUT_ROOT="${OUTPUT_ROOT:-results/sweep}"; KEEP="docs/results/sweep"
 SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}")
 for seed in $SEEDS; do

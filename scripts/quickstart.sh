@@ -32,7 +32,7 @@ echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, data $TRAIN_
 echo "== [1/5] starting point: all-MiniLM-L6-v2, mean pooling"
 mkdir -p "$OUT/start"
 [ -f "$OUT/start/eval_test.json" ] || python evaluation.py --model_name_or_path "$MINILM" --pooler avg --mode test \
-  --senteval_data "$SENTEVAL_DATA" --output_json "$OUT/start/eval_test.json"
+  --senteval_data "$SENTEVAL_DATA" --protocol simcse --output_json "$OUT/start/eval_test.json"
 
 for method in simcse gs; do
   step=$([ $method = simcse ] && echo 2 || echo 4)
@@ -42,7 +42,7 @@ for method in simcse gs; do
     python train.py "configs/cpu-minilm-unsup-$method.yaml" --output_dir "$run" --overwrite_output_dir \
       --train_file "$TRAIN_FILE" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --logging_dir "$run/runs"
     echo "== [$((step + 1))/5] evaluating unsupervised $method"
-    python evaluation.py --model_name_or_path "$run" --mode test --senteval_data "$SENTEVAL_DATA" \
+    python evaluation.py --model_name_or_path "$run" --mode test --protocol simcse --senteval_data "$SENTEVAL_DATA" \
       --output_json "$run/eval_test.json"
   fi
 done

@@ -49,7 +49,7 @@ PY
 )
 fi
 [ -n "$train_file" ] && [ -f "$train_file" ] || die "training file '$train_file' not found: pass --train_file FILE (or run bash scripts/download_data.sh)"
-eval_data=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "$senteval_data") \
+eval_data=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "$senteval_data" 2>/dev/null) \
   || die "STS data not found: pass --senteval_data DIR, set SENTEVAL_DATA, or run bash SentEval/data/downstream/download_dataset.sh"
 if [ -n "$model" ] && [ ! -d "$model" ] && [[ "$model" != */* ]] && [[ "$model" != *-* ]]; then
   die "model '$model' is neither a folder nor a hub name"

@@ -56,7 +56,7 @@ def inspect_train_file(path: str | None) -> tuple[str, list[str]]:
         return "unsup", ["text"]
     if ext != ".csv":
         raise TrainFileError(f"{path}: --train_file must end in .txt (one sentence per line) or .csv, not '{ext}'.")
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a spreadsheet's byte-order mark is fine
         header = next(csv.reader(f), [])
     layout = CSV_LAYOUTS.get(tuple(h.strip() for h in header))
     if layout is None:
@@ -66,6 +66,30 @@ def inspect_train_file(path: str | None) -> tuple[str, list[str]]:
             "Add or fix the header line (a file without one would lose its first example)."
         )
     return layout, [h.strip() for h in header]
+
+
+def _raise_csv_problem(path: str, n_columns: int, err: Exception) -> None:
+    """Turn a csv loader failure into a TrainFileError naming the first bad row; re-raise ``err`` if none found."""
+    n_rows = 0
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        next(reader, None)
+        start = reader.line_num + 1
+        advice = ('Quote sentences that contain a comma ("a, b"), double the quotes inside a quoted sentence (""), '
+                  "and close every quote.")
+        try:
+            for row in reader:
+                if len(row) > n_columns:
+                    raise TrainFileError(
+                        f"{path}:{start}: {len(row)} fields, but the header has {n_columns}. {advice}"
+                    ) from None
+                n_rows += 1
+                start = reader.line_num + 1
+        except csv.Error as csv_err:
+            raise TrainFileError(f"{path}:{start}: malformed csv ({csv_err}). {advice}") from None
+    if n_rows == 0:
+        raise TrainFileError(f"{path}: the header is there but no example follows it.") from None
+    raise err
 
 
 def load_train_dataset(
@@ -83,7 +107,11 @@ def load_train_dataset(
     if kind == "unsup":
         raw = load_dataset("text", data_files=path, split="train", cache_dir=cache_dir)
     else:
-        raw = load_dataset("csv", data_files=path, split="train", cache_dir=cache_dir, keep_default_na=False)
+        try:
+            raw = load_dataset("csv", data_files=path, split="train", cache_dir=cache_dir, keep_default_na=False,
+                               encoding="utf-8-sig")
+        except Exception as err:  # pandas/datasets errors say little; find the row ourselves
+            _raise_csv_problem(path, len(columns), err)
     for col in columns:
         raw = raw.map(lambda b, c=col: {c: [str(s or "").strip() for s in b[c]]}, batched=True, num_proc=num_proc)
     before = len(raw)

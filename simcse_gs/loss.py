@@ -59,7 +59,8 @@ class ContrastiveLoss(nn.Module):
         if len(z1) < 2 and z3 is None:
             raise ValueError(
                 "The contrastive loss needs at least 2 sentences per (global) batch: with 1 there is no negative "
-                "and the loss is 0. Raise --per_device_train_batch_size."
+                "and the loss is 0. Raise --per_device_train_batch_size, or pass --dataloader_drop_last when the "
+                "data leaves a last batch of one."
             )
         logits = contrastive_logits(z1, z2, z3, self.temp, self.hard_negative_weight)
         return F.cross_entropy(logits, torch.arange(len(z1), device=logits.device))

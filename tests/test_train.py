@@ -77,6 +77,16 @@ def test_yaml_config_file_is_parsed(tiny_bert_dir, unsup_file, tmp_path):
                    "use_gs: false\npooler_type: avg\nmax_steps: 1\nper_device_train_batch_size: 4\nreport_to: none\n")
     model_args, data_args, training_args = train.parse_args([str(cfg)])
     assert not model_args.use_gs and model_args.pooler_type == "avg" and training_args.max_steps == 1
+    # flags after the file override it
+    model_args, _, training_args = train.parse_args([str(cfg), "--pooler_type", "cls", "--max_steps", "3"])
+    assert model_args.pooler_type == "cls" and training_args.max_steps == 3 and not model_args.use_gs
+
+
+def test_unknown_config_key_is_refused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("use_gumbel: true\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['use_gumbel'\]"):
+        train.parse_args([str(cfg)])
 
 
 @pytest.mark.slow
