@@ -1,0 +1,544 @@
+"""Our plain SimCSE against sentence-transformers: training throughput, and the STS evaluation suite.
+
+Training (same MiniLM, batch 64 sentences, max length 32, AdamW lr 3e-5, dropout on, same number of steps):
+
+* ours: ``SimCSEGSModel.from_backbone(use_gs=False, pooler_type='avg')``, loss = SimCSE's InfoNCE at temp 0.05;
+* theirs: sentence-transformers' unsupervised-SimCSE recipe: ``Transformer(max_seq_length=32) + Pooling('mean')``
+  and ``MultipleNegativesRankingLoss`` (scale 20 = 1 / 0.05, cosine) on (s, s) pairs. Both are the same loss on
+  the same mean-pooled vectors (checked: equal losses with dropout off).
+
+Two levels, both interleaved (ours, theirs, ours, theirs, ...):
+
+* ``loop``: a manual loop on the same raw 64-sentence batches, each library tokenising its own batch (ours: the
+  tokenizer + [B, 1, L]; theirs: ``model.preprocess`` per column, what its collator does), forward, backward,
+  ``torch.optim.AdamW`` step. Isolates the model + loss code.
+* ``trainer``: each library's Trainer end to end (our ``SimCSETrainer`` on ``load_train_dataset`` +
+  ``SimCSECollator``; their ``SentenceTransformerTrainer`` on a ``datasets`` table (anchor, positive) = (s, s)),
+  both on the Hugging Face Trainer's default optimizer and schedule; time between consecutive optimizer steps.
+
+STS suite: our ``evaluate_sts`` (SentEval engine + ``model.encode``) over STS12-16, STS-B and SICK-R (all splits,
+what ``evaluation.py --mode test`` computes) vs ``SentenceTransformer(minilm).encode`` on the same unique sentences
++ cosine + ``scipy.stats.spearmanr``; same model, mean pooling, batch 128, same max length; task by task,
+alternating which goes first. Spearman numbers must agree to 1e-4.
+
+    pip install --no-deps sentence-transformers==6.2.0    # the `bench` extra; see docs/PERFORMANCE.md
+    python -m bench.vs_sentence_transformers               # both parts
+    python -m bench.vs_sentence_transformers --part train  # or --part sts
+    python -m bench.vs_sentence_transformers --quick       # tiny random model, synthetic STS-B, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from bench.common import (
+    STS_DATA,
+    interleaved,
+    machine_info,
+    med,
+    print_machine,
+    print_table,
+    quiet,
+    read_sentences,
+    resolve_model,
+    set_threads,
+    spread,
+    synthetic_sentences,
+    verdict,
+    write_stsb_folder,
+)
+from senteval.sts import cosine_similarity, load_sick, load_sts_year, load_stsb
+from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.sts_eval import ALL_TASKS, STS_YEARS, evaluate_sts
+
+ALL_SPLITS = ("train", "dev", "test", "train_and_dev", "all")
+POOLED = {"train_and_dev": ("train", "dev"), "all": ("train", "dev", "test")}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--part", choices=("train", "sts", "both"), default="both")
+    p.add_argument("--config", choices=("minilm", "tiny"), default="minilm")
+    p.add_argument("--model-path", default=None)
+    p.add_argument("--batch-size", type=int, default=64, help="training batch (sentences)")
+    p.add_argument("--max-len", type=int, default=32, help="training max_seq_length")
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--loop-reps", type=int, default=8, help="timed rounds of the manual loop")
+    p.add_argument("--loop-warmup", type=int, default=2)
+    p.add_argument("--trainer-rounds", type=int, default=3, help="rounds of (our Trainer, their Trainer)")
+    p.add_argument("--trainer-steps", type=int, default=8, help="optimizer steps per Trainer run")
+    p.add_argument("--eval-batch-size", type=int, default=128)
+    p.add_argument("--tasks", default=",".join(ALL_TASKS))
+    p.add_argument("--task-path", default=str(STS_DATA))
+    p.add_argument("--no-proposed", dest="proposed", action="store_false",
+                   help="skip timing the proposed evaluate_sts change (prepare-time encoding + cross-task cache)")
+    p.add_argument("--profile", default=None, metavar="TASK",
+                   help="only profile (cProfile) our evaluate_sts and their encode on one task, e.g. STS16")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.config = "tiny" if args.model_path is None else args.config
+        args.batch_size, args.loop_reps, args.loop_warmup = 8, 2, 1
+        args.trainer_rounds, args.trainer_steps = 1, 3
+    return args
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def ours(path: str, seed: int) -> SimCSEGSModel:
+    torch.manual_seed(seed)
+    return SimCSEGSModel.from_backbone(path, use_gs=False, pooler_type="avg")
+
+
+def theirs_for_training(path: str, max_len: int, seed: int):
+    """sentence-transformers' unsupervised SimCSE setup: Transformer(max_seq_length) + mean Pooling, MNRL."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    torch.manual_seed(seed)
+    word = Transformer(path, max_seq_length=max_len)
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[word, pooling], device="cpu")
+    return model, MultipleNegativesRankingLoss(model, scale=20.0)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _our_batch(tok, texts: list[str], max_len: int) -> dict[str, torch.Tensor]:
+    enc = tok(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
+    return {k: v.unsqueeze(1) for k, v in enc.items()}
+
+
+def check_same_loss(path: str, texts: list[str], max_len: int) -> float:
+    """With dropout off, our loss and MNRL on (s, s) must agree: |difference|."""
+    model = ours(path, 0).eval()
+    st, mnrl = theirs_for_training(path, max_len, 0)
+    st.eval()
+    with torch.no_grad():
+        a = float(model(**_our_batch(model.tokenizer, texts, max_len)).loss)
+        b = float(mnrl([st.preprocess(texts), st.preprocess(texts)], None))
+    return abs(a - b)
+
+
+def bench_loop(args: argparse.Namespace, path: str, sentences: list[str]) -> dict[str, Any]:
+    model = ours(path, args.seed).train()
+    st, mnrl = theirs_for_training(path, args.max_len, args.seed)
+    st.train()
+    opt_ours = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    opt_st = torch.optim.AdamW(st.parameters(), lr=args.lr)
+    bs = args.batch_size
+    n_batches = max(1, len(sentences) // bs)
+
+    def texts(r: int) -> list[str]:
+        b = r % n_batches
+        return sentences[b * bs : (b + 1) * bs]
+
+    def step_ours(r: int) -> None:
+        opt_ours.zero_grad(set_to_none=True)
+        model(**_our_batch(model.tokenizer, texts(r), args.max_len)).loss.backward()
+        opt_ours.step()
+
+    def step_st(r: int) -> None:
+        opt_st.zero_grad(set_to_none=True)
+        batch = texts(r)
+        mnrl([st.preprocess(batch), st.preprocess(batch)], None).backward()
+        opt_st.step()
+
+    times = interleaved({"ours": step_ours, "sentence_transformers": step_st}, args.loop_reps, args.loop_warmup)
+    return {k: {"median_step_s": med(v), "spread": spread(v), "sentences_per_s": bs / med(v), "times": v}
+            for k, v in times.items()}
+
+
+def _step_timer():
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall time between consecutive optimizer-step ends (data loading, forward, backward, optimizer, hooks)."""
+
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+
+        def intervals(self) -> list[float]:
+            return [b - a for a, b in zip(self.ends, self.ends[1:])]
+
+    return StepTimer()
+
+
+def _run_our_trainer(args: argparse.Namespace, model: SimCSEGSModel, dataset, outdir: str) -> tuple[list[float], float]:
+    from simcse_gs.arguments import SimCSETrainingArguments
+    from simcse_gs.data import SimCSECollator
+    from simcse_gs.trainer import SimCSETrainer
+
+    targs = SimCSETrainingArguments(
+        output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
+        learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
+        disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed,
+    )
+    timer = _step_timer()
+    trainer = SimCSETrainer(model=model, args=targs, train_dataset=dataset, data_collator=SimCSECollator(
+        model.tokenizer), processing_class=model.tokenizer, callbacks=[timer])
+    start = time.perf_counter()
+    trainer.train()
+    return timer.intervals(), time.perf_counter() - start
+
+
+def _run_their_trainer(args: argparse.Namespace, st, mnrl, dataset, outdir: str) -> tuple[list[float], float]:
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
+        learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
+        disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed,
+    )
+    timer = _step_timer()
+    trainer = SentenceTransformerTrainer(model=st, args=targs, train_dataset=dataset, loss=mnrl, callbacks=[timer])
+    start = time.perf_counter()
+    trainer.train()
+    return timer.intervals(), time.perf_counter() - start
+
+
+def bench_trainers(args: argparse.Namespace, path: str, sentences: list[str], workdir: str) -> dict[str, Any]:
+    from datasets import Dataset
+
+    from simcse_gs.data import load_train_dataset
+
+    n = args.batch_size * args.trainer_steps
+    train_txt = Path(workdir) / "train.txt"
+    train_txt.write_text("\n".join(sentences[:n]) + "\n", encoding="utf-8")
+    model = ours(path, args.seed)
+    our_data = load_train_dataset(str(train_txt), model.tokenizer, args.max_len, cache_dir=str(Path(workdir) / "c"))
+    st, mnrl = theirs_for_training(path, args.max_len, args.seed)
+    their_data = Dataset.from_dict({"anchor": sentences[:n], "positive": sentences[:n]})
+    steps: dict[str, list[float]] = {"ours": [], "sentence_transformers": []}
+    totals: dict[str, list[float]] = {"ours": [], "sentence_transformers": []}
+    for r in range(args.trainer_rounds):
+        for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):  # alternate who goes first
+            out = str(Path(workdir) / f"{name}-{r}")
+            if name == "ours":
+                iv, total = _run_our_trainer(args, model, our_data, out)
+            else:
+                iv, total = _run_their_trainer(args, st, mnrl, their_data, out)
+            steps[name] += iv[1:]  # the first interval still carries first-step effects
+            totals[name].append(total)
+            print(f"  trainer round {r + 1} {name}: {args.trainer_steps} steps in {total:.2f}s "
+                  f"(median step {med(iv):.3f}s)", flush=True)
+    return {k: {"median_step_s": med(v), "spread": spread(v), "sentences_per_s": args.batch_size / med(v),
+                "train_call_s": totals[k], "intervals": v} for k, v in steps.items()}
+
+
+# ---------------------------------------------------------------------------------------------- STS suite
+
+
+def load_groups(task: str, task_path: str) -> dict[str, Any]:
+    if task in STS_YEARS:
+        return load_sts_year(task_path, task)
+    loader = load_stsb if task == "STSBenchmark" else load_sick
+    return loader(task_path, ("train", "dev", "test"))
+
+
+def their_sts(st, task: str, task_path: str, batch_size: int, keep: dict | None = None
+              ) -> tuple[dict[str, float], int]:
+    """SentenceTransformer.encode on the task's unique sentences + cosine + scipy Spearman, per subset / split."""
+    groups = load_groups(task, task_path)
+    norm = {key: ([" ".join(s.split()) for s in g.sent1], [" ".join(s.split()) for s in g.sent2])
+            for key, g in groups.items()}
+    unique = list(dict.fromkeys(s for a, b in norm.values() for s in (*a, *b)))
+    emb = st.encode(unique, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    if keep is not None:
+        keep.update(zip(unique, emb))
+    where = {s: i for i, s in enumerate(unique)}
+    # cosine in float64, the formula every STS evaluator uses (scipy does the ranking)
+    sims = {key: cosine_similarity(emb[[where[s] for s in a]], emb[[where[s] for s in b]])
+            for key, (a, b) in norm.items()}
+    gold = {key: g.scores for key, g in groups.items()}
+    out = {key: float(spearmanr(sims[key], gold[key])[0]) for key in groups}
+    if task in STS_YEARS:
+        out["all"] = float(spearmanr(np.concatenate(list(sims.values())), np.concatenate(list(gold.values())))[0])
+    else:
+        for pooled, parts in POOLED.items():
+            out[pooled] = float(spearmanr(np.concatenate([sims[p] for p in parts]),
+                                          np.concatenate([gold[p] for p in parts]))[0])
+    return out, len(unique)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def our_spearmans(task: str, result: dict[str, Any]) -> dict[str, float]:
+    if task in STS_YEARS:
+        out = {key: float(v["spearman"]) for key, v in result.items() if key != "all"}
+        out["all"] = float(result["all"]["spearman"]["all"])
+        return out
+    return {split: float(result[split]["spearman"]) for split in ALL_SPLITS}
+
+
+class ProposedEval:
+    """The ``evaluate_sts`` change proposed in docs/PERFORMANCE.md, applied from outside (nothing in simcse_gs changed).
+
+    SentEval's ``prepare`` hook gets each task's unique sentences first: encode the ones not seen yet in ONE
+    ``encode`` call (which sorts by exact token length, so batches carry little padding) and keep the vectors in a
+    cache shared by all tasks (STS-B reuses STS12-16 sentences); the batcher then only looks vectors up.
+    """
+
+    def __init__(self, encode) -> None:
+        self.encode = encode
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, task_path: str, tasks: list[str], splits, batch_size: int) -> dict[str, Any]:
+        import senteval
+
+        def prepare(_params, samples) -> None:
+            new = [t for t in dict.fromkeys(" ".join(tokens) for tokens in samples) if t not in self.cache]
+            if new:
+                emb = self.encode(new)
+                emb = emb.numpy() if isinstance(emb, torch.Tensor) else np.asarray(emb)
+                self.cache.update(zip(new, emb))
+
+        def batcher(_params, batch) -> np.ndarray:
+            return np.stack([self.cache[" ".join(tokens)] for tokens in batch])
+
+        params = {"task_path": senteval.resolve_task_path(task_path), "batch_size": batch_size, "progress": False,
+                  "splits": list(splits)}
+        return senteval.engine.SE(params, batcher, prepare).eval(list(tasks))
+
+
+def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    model = ours(path, args.seed)
+    st = SentenceTransformer(path, device="cpu")
+    limit = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    st.max_seq_length = limit  # our encode truncates at this limit; theirs would stop at its configured length
+    bs = args.eval_batch_size
+    encode_time = [0.0]
+    encoded = [0]
+
+    captured: dict[str, np.ndarray] = {}
+
+    def encode(sentences: list[str]) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = model.encode(sentences, batch_size=bs)
+        encode_time[0] += time.perf_counter() - t0
+        encoded[0] += len(sentences)
+        if capture[0]:
+            captured.update(zip(sentences, out.numpy()))
+        return out
+
+    capture = [False]
+
+    theirs_emb: dict[str, np.ndarray] = {}
+    proposed = ProposedEval(encode)
+    warm = ["a warm-up sentence .", "another one for the first call"] * 4
+    model.encode(warm, batch_size=bs)
+    st.encode(warm, batch_size=bs, show_progress_bar=False)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    rows: dict[str, dict[str, Any]] = {}
+    for i, task in enumerate(tasks):
+        rec: dict[str, Any] = {}
+        order = ["ours", "theirs"] + (["proposed"] if args.proposed else [])
+        order = order[i % len(order):] + order[: i % len(order)]  # rotate who goes first
+        for who in order:
+            t0 = time.perf_counter()
+            if who == "proposed":
+                encode_time[0], encoded[0] = 0.0, 0
+                res = proposed(task_path, [task], ALL_SPLITS, bs)[task]
+                rec["proposed_s"] = time.perf_counter() - t0
+                rec["proposed_sp"] = our_spearmans(task, res)
+                rec["n_proposed"] = encoded[0]
+            elif who == "ours":
+                encode_time[0], encoded[0], capture[0] = 0.0, 0, True
+                res = evaluate_sts(encode, task_path, [task], ALL_SPLITS, bs, progress=False)[task]
+                capture[0] = False
+                rec["ours_s"] = time.perf_counter() - t0
+                rec["ours_encode_s"] = encode_time[0]
+                rec["ours_sp"] = our_spearmans(task, res)
+                rec["n_ours"] = encoded[0]
+            else:
+                rec["theirs_sp"], rec["n_theirs"] = their_sts(st, task, task_path, bs, theirs_emb)
+                rec["theirs_s"] = time.perf_counter() - t0
+        rec["max_abs_embedding_diff"] = float(max(np.abs(_unit(captured[t]) - _unit(theirs_emb[t])).max()
+                                                  for t in captured))  # unit vectors: the ST model ends in Normalize
+        captured.clear()
+        theirs_emb.clear()
+        headline = "all" if task in STS_YEARS else "test"
+        rec["headline_diff"] = abs(rec["ours_sp"][headline] - rec["theirs_sp"][headline])
+        keys = rec["ours_sp"].keys() & rec["theirs_sp"].keys()
+        rec["max_abs_diff"] = max(abs(rec["ours_sp"][k] - rec["theirs_sp"][k]) for k in keys)
+        rec["keys_compared"] = len(keys)
+        if args.proposed:
+            rec["proposed_max_abs_diff"] = max(abs(rec["proposed_sp"][k] - rec["theirs_sp"][k]) for k in keys)
+            print(f"  {task}: proposed {rec['proposed_s']:.2f}s ({rec['n_proposed']} sentences encoded); max "
+                  f"|spearman diff| {rec['proposed_max_abs_diff']:.2e}", flush=True)
+        rows[task] = rec
+        print(f"  {task}: {rec['n_ours']} sentences; ours {rec['ours_s']:.2f}s (encode {rec['ours_encode_s']:.2f}s), "
+              f"theirs {rec['theirs_s']:.2f}s; max |spearman diff| {rec['max_abs_diff']:.2e} (headline "
+              f"{rec['headline_diff']:.2e}); max |embedding diff| {rec['max_abs_embedding_diff']:.2e}", flush=True)
+    return rows
+
+
+def profile_task(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """cProfile of both sides on one task: where does the time go (tokenising, padding, forward, engine)?"""
+    import cProfile
+    import io
+    import pstats
+
+    from sentence_transformers import SentenceTransformer
+
+    model = ours(path, args.seed)
+    st = SentenceTransformer(path, device="cpu")
+    st.max_seq_length = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    bs = args.eval_batch_size
+    model.encode(["warm-up ."] * 4, batch_size=bs)
+    st.encode(["warm-up ."] * 4, batch_size=bs, show_progress_bar=False)
+    jobs = {
+        "ours": lambda: evaluate_sts(lambda s: model.encode(s, batch_size=bs), args.task_path, [args.profile],
+                                     ALL_SPLITS, bs, progress=False),
+        "theirs": lambda: their_sts(st, args.profile, args.task_path, bs),
+        "proposed": lambda: ProposedEval(lambda s: model.encode(s, batch_size=bs))(
+            args.task_path, [args.profile], ALL_SPLITS, bs),
+    }
+    out = {}
+    for name, job in jobs.items():
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.runcall(job)
+        wall = time.perf_counter() - t0
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(14)
+        print(f"==== {name}: {wall:.2f}s (under cProfile) ====")
+        print("\n".join(line for line in buf.getvalue().splitlines() if line.strip())[:6000], flush=True)
+        out[name] = wall
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    quiet()
+    set_threads(args.threads)
+    import sentence_transformers
+
+    info = machine_info("cpu")
+    info["sentence_transformers"] = sentence_transformers.__version__
+    print_machine(info)
+    result: dict[str, Any] = {"machine": info, "args": vars(args)}
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        path = resolve_model(args.config, args.model_path, workdir)
+        result["backbone"] = path
+        if args.profile:
+            result["profile_wall_s"] = profile_task(args, path)
+            return result
+        if args.part in ("train", "both"):
+            n_loop = args.batch_size * max(1, min(args.loop_reps, 8))
+            sentences = read_sentences(max(n_loop, args.batch_size * args.trainer_steps))
+            diff = check_same_loss(path, sentences[: args.batch_size], args.max_len)
+            print(f"check: |our loss - MNRL loss| with dropout off = {diff:.2e}", flush=True)
+            print(f"training, manual loop: batch {args.batch_size}, max length {args.max_len}", flush=True)
+            loop = bench_loop(args, path, sentences)
+            print(f"training, Trainers: {args.trainer_rounds} rounds x {args.trainer_steps} steps each", flush=True)
+            trainers = bench_trainers(args, path, sentences, workdir)
+            result.update(loss_diff=diff, loop=loop, trainer=trainers)
+            print()
+            rows = [[level, who, f"{r['median_step_s']:.3f}", r["spread"], f"{r['sentences_per_s']:.1f}"]
+                    for level, res in (("loop", loop), ("trainer", trainers)) for who, r in res.items()]
+            print_table(["level", "library", "median step s", "min-max s", "sentences/s"], rows)
+            for level, res in (("loop", loop), ("trainer", trainers)):
+                ratio = res["ours"]["sentences_per_s"] / res["sentence_transformers"]["sentences_per_s"]
+                result[f"train_{level}_ratio"] = ratio
+                lines.append(f"training throughput ours/sentence-transformers ({level}) = {ratio:.3f} "
+                             f"(target >= 1.0 -> {verdict(ratio >= 1.0)})")
+        if args.part in ("sts", "both"):
+            task_path = args.task_path
+            if args.quick:
+                sents = synthetic_sentences(120, seed=3)
+                rng = np.random.default_rng(0)
+                pairs = {s: [(sents[i], sents[i + 1], float(rng.uniform(0, 5))) for i in range(o, o + 40, 2)]
+                         for s, o in (("train", 0), ("dev", 40), ("test", 80))}
+                task_path = write_stsb_folder(Path(workdir) / "sts", pairs)
+                args.tasks = "STSBenchmark"
+            print(f"STS suite: tasks {args.tasks}, batch {args.eval_batch_size}", flush=True)
+            rows_sts = bench_sts(args, path, task_path)
+            result["sts"] = rows_sts
+            ours_s = sum(r["ours_s"] for r in rows_sts.values())
+            theirs_s = sum(r["theirs_s"] for r in rows_sts.values())
+            enc_s = sum(r["ours_encode_s"] for r in rows_sts.values())
+            n = sum(r["n_ours"] for r in rows_sts.values())
+            n_theirs = sum(r["n_theirs"] for r in rows_sts.values())
+            max_diff = max(r["max_abs_diff"] for r in rows_sts.values())
+            head_diff = max(r["headline_diff"] for r in rows_sts.values())
+            emb_diff = max(r["max_abs_embedding_diff"] for r in rows_sts.values())
+            print()
+            table = [[t, r["n_ours"], f"{r['ours_s']:.2f}", f"{r['ours_encode_s']:.2f}", f"{r['theirs_s']:.2f}",
+                      f"{r['theirs_s'] / r['ours_s']:.3f}", f"{r['max_abs_diff']:.1e}"] for t, r in rows_sts.items()]
+            table.append(["total", n, f"{ours_s:.2f}", f"{enc_s:.2f}", f"{theirs_s:.2f}", f"{theirs_s / ours_s:.3f}",
+                          f"{max_diff:.1e}"])
+            print_table(["task", "sentences", "ours s", "ours encode s", "theirs s", "speed-up", "max|dSpearman|"],
+                        table)
+            if args.proposed:
+                prop_s = sum(r["proposed_s"] for r in rows_sts.values())
+                n_prop = sum(r["n_proposed"] for r in rows_sts.values())
+                prop_diff = max(r["proposed_max_abs_diff"] for r in rows_sts.values())
+                print()
+                print_table(["task", "proposed s", "encoded", "speed-up vs theirs", "vs ours now"],
+                            [[t, f"{r['proposed_s']:.2f}", r["n_proposed"], f"{r['theirs_s'] / r['proposed_s']:.3f}",
+                              f"{r['ours_s'] / r['proposed_s']:.3f}"] for t, r in rows_sts.items()]
+                            + [["total", f"{prop_s:.2f}", n_prop, f"{theirs_s / prop_s:.3f}",
+                                f"{ours_s / prop_s:.3f}"]])
+                result.update(sts_proposed_speedup=theirs_s / prop_s, sts_proposed_vs_ours=ours_s / prop_s,
+                              sts_proposed_max_diff=prop_diff, sts_proposed_encoded=n_prop)
+            speedup = theirs_s / ours_s
+            per_task = med([r["theirs_s"] / r["ours_s"] for r in rows_sts.values()])
+            result.update(sts_speedup=speedup, sts_median_task_speedup=per_task, sts_max_diff=max_diff,
+                          sts_headline_diff=head_diff, sts_max_embedding_diff=emb_diff,
+                          sts_sentences=n, sts_ours_sps=n / ours_s, sts_theirs_sps=n_theirs / theirs_s)
+            lines.append(f"STS suite: ours {ours_s:.1f}s ({n / ours_s:.0f} sentences/s), sentence-transformers "
+                         f"{theirs_s:.1f}s ({n_theirs / theirs_s:.0f} sentences/s)")
+            lines.append(f"STS suite speed-up ours vs sentence-transformers = {speedup:.3f} (median per task "
+                         f"{per_task:.3f}; target >= 1.5 -> {verdict(speedup >= 1.5)})")
+            lines.append(f"Spearman agreement: max |difference| over every subset/split = {max_diff:.2e} (target <= "
+                         f"1e-4 -> {verdict(max_diff <= 1e-4)}); over the headline numbers (STS12-16 all, STS-B and "
+                         f"SICK-R test) = {head_diff:.2e} ({verdict(head_diff <= 1e-4)}); max |embedding difference| "
+                         f"= {emb_diff:.2e}")
+            if args.proposed:
+                lines.append(f"with the proposed evaluate_sts change (not applied to simcse_gs): {prop_s:.1f}s, "
+                             f"{n_prop} sentences encoded; speed-up vs sentence-transformers = {theirs_s / prop_s:.3f}"
+                             f" (target >= 1.5 -> {verdict(theirs_s / prop_s >= 1.5)}), vs ours now = "
+                             f"{ours_s / prop_s:.3f}; max |Spearman diff| {prop_diff:.2e}")
+    result["summary"] = lines
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=str)
+    print()
+    for line in lines:
+        print(line, flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
