@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     for r, rows in runs.items():
         ax.scatter([row["keep_rate"] for row in rows], [row["sts"] for row in rows], label=f"r = {r}")
     ax.set_xlabel("inference keep rate (% of decided tokens, dev sentences)")
-    ax.set_ylabel("STS dev avg (STS-B, SICK-R), Spearman x100")
+    ax.set_ylabel("STS-B + SICK-R dev avg (x100)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
