@@ -293,7 +293,7 @@ def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tas
     def encode(sentences: list[str]) -> torch.Tensor:
         counts["sentences"] += len(sentences)
         return loaded.encoder.encode(sentences, batch_size=args.batch_size, max_length=loaded.max_length,
-                                     keep_stats=stats)
+                                     show_progress_bar=args.progress, keep_stats=stats)
 
     start = time.perf_counter()
     results = evaluate_sts(encode, task_path, tasks, splits, args.batch_size, args.progress)

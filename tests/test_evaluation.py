@@ -282,3 +282,21 @@ def test_error_bad_task_choices(tiny_encoder, sts_data, capsys):
     assert "--mode dev" in msg
     assert "unknown task(s) STS17" in expect_error(capsys, "--model_name_or_path", tiny_encoder, "--tasks", "STS17")
     assert "--model_name_or_path is required" in expect_error(capsys, "--senteval_data", sts_data)
+
+
+def test_evaluate_sts_encodes_every_distinct_sentence_once_in_one_call_per_task(sts_data):
+    import numpy as np
+
+    from simcse_gs.sts_eval import evaluate_sts
+
+    calls: list[list[str]] = []
+
+    def encode(sentences):
+        calls.append(list(sentences))
+        return np.stack([np.array([len(s), s.count("a") + 1.0, 1.0]) for s in sentences])
+
+    results = evaluate_sts(encode, sts_data, progress=False)
+    seen = [s for call in calls for s in call]
+    assert len(seen) == len(set(seen))  # cached across tasks: STS-B's repeats of STS12-16 are not re-encoded
+    assert len(calls) <= 7  # one call per task (none when a task brings nothing new)
+    assert set(results) == {"STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"}
