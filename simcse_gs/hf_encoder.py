@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from .encoding import encode_in_length_order
 from .keep import KeepStatsAccumulator
 from .pooling import check_pooler_type, pool
 
@@ -115,23 +115,13 @@ class HFEncoder:
         token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit).
         """
         del keep_stats
-        if len(sentences) == 0:
-            return torch.empty(0, self.model.config.hidden_size)
-        limit = min(max_length, self.limit) if max_length else self.max_length
-        enc = self.tokenizer(list(sentences), truncation=True, max_length=limit)
-        names = [k for k in enc.keys() if k in self.tokenizer.model_input_names]
-        order = sorted(range(len(sentences)), key=lambda i: len(enc["input_ids"][i]))
         needs_all_layers = self.pooler_type in ("avg_top2", "avg_first_last")
-        device = self.device
-        out = torch.empty(0)
-        for start in tqdm(range(0, len(order), batch_size), desc="encode", disable=not show_progress_bar):
-            idx = order[start : start + batch_size]
-            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in names}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
+
+        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             output = self.model(**batch, output_hidden_states=needs_all_layers)
             hidden = output.hidden_states if needs_all_layers else (output.last_hidden_state,)
-            z = pool(self.pooler_type, hidden, batch["attention_mask"]).float().cpu()
-            if start == 0:
-                out = torch.empty(len(sentences), z.shape[-1])
-            out[idx] = z
-        return out
+            return pool(self.pooler_type, hidden, batch["attention_mask"])
+
+        limit = min(max_length, self.limit) if max_length else self.max_length
+        return encode_in_length_order(self.tokenizer, sentences, embed_batch, self.model.config.hidden_size,
+                                      self.device, batch_size, limit, show_progress_bar)

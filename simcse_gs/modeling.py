@@ -24,11 +24,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .attention import check_supported, enable_token_keep
+from .encoding import encode_in_length_order
 from .estimators import (
     check_estimator,
     keep_log_prob,
@@ -431,26 +431,23 @@ class SimCSEGSModel(PreTrainedModel):
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
-        was_training = self.training
-        self.eval()
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
-        enc = self.tokenizer(list(sentences), truncation=True, max_length=max_length or limit)
-        order = sorted(range(len(sentences)), key=lambda i: len(enc["input_ids"][i]))
-        device = next(self.parameters()).device
-        out = torch.empty(len(sentences), self.backbone.config.hidden_size)
-        starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc="encode", disable=not show_progress_bar):
-            idx = order[start : start + batch_size]
-            batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
+
+        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             keep = None
             if self.config.use_gs:
                 types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
                 _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
                 if keep_stats is not None:
                     keep_stats.update(prob, keep, decided)
-            z = self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
-            out[idx] = z.float().cpu()
+            return self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
+
+        was_training = self.training
+        self.eval()
+        out = encode_in_length_order(
+            self.tokenizer, sentences, embed_batch, self.backbone.config.hidden_size, next(self.parameters()).device,
+            batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
+        )
         self.train(was_training)
         return out
 
