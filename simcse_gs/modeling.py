@@ -230,11 +230,10 @@ class SimCSEGSModel(PreTrainedModel):
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except SafetensorError as err:
             raise CheckpointError(f"{path}: damaged safetensors weights ({err}). Copy or download it again.") from err
-        if os.path.isdir(pretrained_model_name_or_path) and any(
-            os.path.exists(os.path.join(pretrained_model_name_or_path, f))
-            for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
-        ):
+        try:  # local folder or hub repo: the tokenizer is saved beside the weights
             model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path)
+        except (OSError, ValueError):
+            model.tokenizer = None  # encode() then says how to fix it
         return model
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
