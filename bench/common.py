@@ -308,3 +308,15 @@ def write_stsb_folder(root: str | Path, pairs: dict[str, list[tuple[str, str, fl
                        for i, (s1, s2, score) in enumerate(rows))
         (folder / f"sts-{split}.csv").write_text(text, encoding="utf-8")
     return str(root)
+
+
+def report(result: dict[str, Any], lines: list[str], json_path: str | None) -> dict[str, Any]:
+    """Store the summary, write ``json_path`` if given, and print the ratio lines last (as every bench does)."""
+    result["summary"] = lines
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=str)
+    print()
+    for line in lines:
+        print(line, flush=True)
+    return result

@@ -17,7 +17,6 @@ Both parts interleave their cases (1k 2k 4k 8k 1k ...; plain@32 gs@32 plain@64 .
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from bench.common import (
     print_table,
     quiet,
     read_sentences,
+    report,
     resolve_model,
     set_threads,
     spread,
@@ -199,14 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         lines.append(f"train {v}/plain by L: " + ", ".join(
                             f"L={length} {tr[f'{v}@{length}']['median_s'] / tr[f'plain@{length}']['median_s']:.3f}"
                             for length in lengths))
-    result["summary"] = lines
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, default=str)
-    print()
-    for line in lines:
-        print(line, flush=True)
-    return result
+    return report(result, lines, args.json)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -30,7 +30,6 @@ alternating which goes first. Spearman numbers must agree to 1e-4.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ from bench.common import (
     print_table,
     quiet,
     read_sentences,
+    report,
     resolve_model,
     set_threads,
     spread,
@@ -526,14 +526,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              f"{n_prop} sentences encoded; speed-up vs sentence-transformers = {theirs_s / prop_s:.3f}"
                              f" (target >= 1.5 -> {verdict(theirs_s / prop_s >= 1.5)}), vs ours now = "
                              f"{ours_s / prop_s:.3f}; max |Spearman diff| {prop_diff:.2e}")
-    result["summary"] = lines
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, default=str)
-    print()
-    for line in lines:
-        print(line, flush=True)
-    return result
+    return report(result, lines, args.json)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

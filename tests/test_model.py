@@ -9,18 +9,7 @@ import torch
 
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.pooling import pool
-from tests.conftest import SENTENCES
-
-
-def build(path, **settings):
-    torch.manual_seed(0)
-    return SimCSEGSModel.from_backbone(path, **settings)
-
-
-def tokenized(model, n_sent=1, sentences=SENTENCES):
-    enc = model.tokenizer(list(sentences) * n_sent, padding=True, return_tensors="pt")
-    b = len(sentences)
-    return {k: v.view(n_sent, b, -1).transpose(0, 1).contiguous() for k, v in enc.items()}
+from tests.conftest import SENTENCES, build, tokenized
 
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_roberta_dir"])

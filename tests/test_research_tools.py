@@ -18,18 +18,7 @@ from simcse_gs.estimators import bernoulli_keep, keep_log_prob, reinforce_surrog
 from simcse_gs.gumbel import DROP, KEEP
 from simcse_gs.keep import KeepStatsAccumulator, add_keep_histogram
 from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
-from tests.conftest import REPO, SENTENCES
-
-
-def build(path, **settings):
-    torch.manual_seed(0)
-    return SimCSEGSModel.from_backbone(path, **settings)
-
-
-def tokenized(model, n_sent=1, sentences=SENTENCES):
-    enc = model.tokenizer(list(sentences) * n_sent, padding=True, return_tensors="pt")
-    b = len(sentences)
-    return {k: v.view(n_sent, b, -1).transpose(0, 1).contiguous() for k, v in enc.items()}
+from tests.conftest import REPO, SENTENCES, build, tokenized
 
 
 def randomise_proxy_head(model, std=1.0, seed=0):
