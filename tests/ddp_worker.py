@@ -5,6 +5,7 @@ Dropout is off so that the only difference between 1 and N processes is the cros
 """
 
 import sys
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -16,7 +17,7 @@ SENTENCES = [f"sentence number {i} talks about {w}" for i, w in enumerate("cats 
 
 
 def main(model_dir: str, out_file: str) -> None:
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))  # fail, never hang
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     model = SimCSEGSModel.from_backbone(model_dir, use_gs=False, pooler_type="cls")
