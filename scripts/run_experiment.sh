@@ -14,7 +14,8 @@
 #
 # Each run leaves DIR/<name>/seed<S>/ with the checkpoint, train_log.txt, tensorboard logs and eval_test.json
 # (read by scripts/make_table.py). A run whose eval_test.json exists is skipped, so the script can be re-run
-# after an interruption; a half-finished run is resumed from its last checkpoint when it has one.
+# after an interruption; a half-finished run is resumed from its last checkpoint when it has one, and a run that
+# finished training but not evaluation is only evaluated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,8 +64,12 @@ for seed in $seeds; do
   [ -n "$model" ] && args+=(--model_name_or_path "$model")
   last=$(ls -d "$run"/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -n 1 || true)
   [ -n "$last" ] && args+=(--resume_from_checkpoint "$last")
-  echo "== $run: training (python train.py ${args[*]} ${extra[*]:-})"
-  python train.py "${args[@]}" "${extra[@]}" 2>&1 | tee "$run/train_log.txt"
+  if [ -f "$run/all_results.json" ] && [ -f "$run/model.safetensors" ]; then
+    echo "== $run: trained already (all_results.json), evaluating only"
+  else
+    echo "== $run: training (python train.py ${args[*]} ${extra[*]:-})"
+    python train.py "${args[@]}" "${extra[@]}" 2>&1 | tee "$run/train_log.txt"
+  fi
   echo "== $run: evaluating"
   python evaluation.py --model_name_or_path "$run" --mode test --senteval_data "$eval_data" \
     --output_json "$run/eval_test.json.part" $eval_flags
