@@ -280,7 +280,7 @@ class SimCSEGSModel(PreTrainedModel):
             return keeps, {}
         logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, **enc_kwargs)
         stats = keep_statistics(prob.detach(), hard, decided)
-        extras = {k: torch.tensor(v, device=input_ids.device) for k, v in stats.items()}
+        extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
         if cfg.gs_keep_rate_weight > 0:
             mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
