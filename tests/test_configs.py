@@ -17,6 +17,7 @@ def test_config_parses(path, tmp_path):
         [str(path), "--output_dir", str(tmp_path / "out"), "--fp16", "false"]
     )
     assert model_args.use_gs == path.stem.endswith("-gs")
+    assert (model_args.token_drop_rate > 0) == path.stem.endswith("-random-drop")
     assert data_args.max_seq_length == 32 and model_args.temp == 0.05
     assert data_args.train_file.endswith(".txt" if "unsup" in path.stem else ".csv")
 
