@@ -37,6 +37,7 @@ class SimCSETrainer(Trainer):
         self.sts_evaluator = sts_evaluator
         cfg = self.model.config
         self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if cfg.use_gs else None
+        self._log_tau = cfg.use_gs and cfg.gs_estimator != "reinforce"  # REINFORCE samples Bernoulli(p): no tau
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
 
@@ -60,7 +61,7 @@ class SimCSETrainer(Trainer):
                 "step; then resume with --resume_from_checkpoint or start again."
             )
         if model.training:
-            if self.tau_schedule is not None:
+            if self._log_tau:
                 self._sums["tau"] += self.current_tau  # the temperature this step used
                 self._counts["tau"] += 1
             for key in LOGGED_OUTPUTS:

@@ -184,9 +184,12 @@ def test_train_py_runs_reinforce_and_checkpoints_the_baseline(tiny_bert_dir, uns
 
     train.main(["--model_name_or_path", tiny_bert_dir, "--train_file", unsup_file, "--output_dir",
                 str(tmp_path / "o"), "--per_device_train_batch_size", "4", "--report_to", "none", "--max_steps",
-                "2", "--save_strategy", "no", "--dataloader_num_workers", "0", "--gs_estimator", "reinforce"])
+                "2", "--save_strategy", "no", "--dataloader_num_workers", "0", "--gs_estimator", "reinforce",
+                "--logging_steps", "1"])
     model = SimCSEGSModel.from_pretrained(tmp_path / "o")
     assert model.config.gs_estimator == "reinforce" and torch.isfinite(model.reinforce_baseline)
+    logs = json.loads((tmp_path / "o" / "trainer_state.json").read_text())["log_history"]
+    assert any("keep_prob" in h for h in logs) and not any("tau" in h for h in logs)  # tau unused by REINFORCE
 
 
 # ---------------------------------------------------------------------------------------------- random drop
