@@ -67,9 +67,10 @@ class EvalArguments:
     pooler: str | None = field(
         default=None,
         metadata={"choices": list(POOLER_TYPES),
-                  "help": "Pooler for plain HF encoders (default: avg). These have no trained MLP head, so 'cls' and "
-                  "'cls_before_pooler' both mean the last layer's [CLS] vector (BERT's NSP pooler_output is not "
-                  "used). simcse-gs checkpoints always use the pooler they were trained with."},
+                  "help": "Pooler for plain HF encoders (default: avg). As in SimCSE's evaluation, 'cls' is the "
+                  "model's pooler_output (Linear + Tanh over [CLS]; where SimCSE's released checkpoints and our "
+                  "export keep the MLP head) and 'cls_before_pooler' the raw last-layer [CLS] vector. simcse-gs "
+                  "checkpoints always use the pooler they were trained with."},
     )
     mode: str = field(
         default="test",

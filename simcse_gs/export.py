@@ -34,7 +34,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from transformers import AutoModel
 
-from .modeling import SimCSEGSModel, _encoder_config
+from .modeling import SimCSEGSConfig, SimCSEGSModel, _encoder_config
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
 FORMATS = ("st", "hf")
@@ -156,6 +156,11 @@ def _hf_recipe(pooler: str, dense: bool, has_mlp: bool) -> str:
             "layer's)")
 
 
+def _eval_pooler(pooler: str, cfg: SimCSEGSConfig) -> str:
+    """``evaluation.py --pooler`` that gives this export's embedding (its ``cls`` reads ``pooler_output``)."""
+    return "cls_before_pooler" if pooler == "cls" and cfg.mlp_only_train else pooler
+
+
 def _readme(model: SimCSEGSModel, result: ExportResult, source: str | None) -> str:
     cfg = model.config
     has_mlp = model.mlp is not None
@@ -185,6 +190,12 @@ def _readme(model: SimCSEGSModel, result: ExportResult, source: str | None) -> s
         "```",
         "",
         f"The sentence embedding is {_hf_recipe(result.pooler_type, has_mlp and not cfg.mlp_only_train, has_mlp)}.",
+        "",
+        "## STS evaluation with simcse-gs",
+        "",
+        "```bash",
+        f"python evaluation.py --model_name_or_path PATH --pooler {_eval_pooler(result.pooler_type, cfg)}",
+        "```",
         "",
     ]
     if result.st_pooling:

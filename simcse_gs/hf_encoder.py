@@ -1,8 +1,11 @@
 """Plain Hugging Face encoders behind the same ``encode`` as :class:`~simcse_gs.modeling.SimCSEGSModel`.
 
 For baselines and benchmarks: any ``AutoModel`` encoder (hub name or folder) with one of SimCSE's poolers from
-:mod:`simcse_gs.pooling`. There is no proxy and no trained MLP head, so ``cls`` and ``cls_before_pooler`` both
-give the last layer's [CLS] vector (BERT's own next-sentence ``pooler_output`` is *not* used).
+:mod:`simcse_gs.pooling`. As in SimCSE's own ``evaluation.py``, ``cls`` is the model's ``pooler_output`` (Linear +
+Tanh over the first token) when the model has a pooling layer, and ``cls_before_pooler`` is the last layer's raw
+first-token vector. That is where SimCSE's released checkpoints and our ``export.py`` keep a trained MLP head, so
+``--pooler cls`` reproduces their embeddings; for a plain pretrained BERT it is the next-sentence-prediction pooler.
+A model without a pooling layer gives the raw first-token vector for both.
 """
 
 from __future__ import annotations
@@ -87,7 +90,15 @@ class HFEncoder:
         """Load tokenizer and ``AutoModel`` (float32) from a hub name or folder and move it to ``device``."""
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **load_kwargs)
         load_kwargs.setdefault("dtype", torch.float32)
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, **load_kwargs)
+        model, info = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
+                                                output_loading_info=True, **load_kwargs)
+        untrained_pooler = sorted(k for k in info.get("missing_keys", ()) if k.split(".")[0] == "pooler")
+        if pooler_type == "cls" and untrained_pooler:
+            raise ValueError(
+                f"--pooler cls reads the model's pooler_output, but {name_or_path} has no pooler weights "
+                f"({', '.join(untrained_pooler)} missing), so it would be randomly initialised. Use --pooler "
+                "cls_before_pooler for the raw [CLS] vector (or avg)."
+            )
         if device is not None:
             model = model.to(device)
         return cls(model, tokenizer, pooler_type, max_length or sentence_transformers_max_length(name_or_path))
@@ -119,6 +130,8 @@ class HFEncoder:
 
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             output = self.model(**batch, output_hidden_states=needs_all_layers)
+            if self.pooler_type == "cls" and getattr(output, "pooler_output", None) is not None:
+                return output.pooler_output
             hidden = output.hidden_states if needs_all_layers else (output.last_hidden_state,)
             return pool(self.pooler_type, hidden, batch["attention_mask"])
 

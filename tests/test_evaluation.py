@@ -194,7 +194,15 @@ def test_hf_encoder_pooling_and_order(tiny_encoder):
             hidden = model(**tok(s, return_tensors="pt")).last_hidden_state[0]
             torch.testing.assert_close(got[i], hidden.mean(0), rtol=1e-4, atol=1e-5)
     cls = HFEncoder(model, tok, "cls").encode(sentences, batch_size=2)
-    torch.testing.assert_close(cls, HFEncoder(model, tok, "cls_before_pooler").encode(sentences))
+    raw_cls = HFEncoder(model, tok, "cls_before_pooler").encode(sentences)
+    with torch.inference_mode():  # SimCSE's convention: cls = pooler_output, cls_before_pooler = raw [CLS]
+        for i, s in enumerate(sentences):
+            out = model(**tok(s, return_tensors="pt"))
+            torch.testing.assert_close(cls[i], out.pooler_output[0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(raw_cls[i], out.last_hidden_state[0, 0], rtol=1e-4, atol=1e-5)
+    no_pooler = BertModel(model.config, add_pooling_layer=False)
+    no_pooler.load_state_dict(model.state_dict(), strict=False)
+    torch.testing.assert_close(HFEncoder(no_pooler, tok, "cls").encode(sentences), raw_cls)
     assert HFEncoder(model, tok, "avg_first_last").encode(sentences).shape == (3, 32)
     assert enc.encode([]).shape == (0, 32)
 

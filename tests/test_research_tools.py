@@ -16,6 +16,7 @@ from transformers import AutoModel, AutoTokenizer
 from simcse_gs.arguments import ModelArguments
 from simcse_gs.estimators import bernoulli_keep, keep_log_prob, reinforce_surrogate, update_baseline
 from simcse_gs.gumbel import DROP, KEEP
+from simcse_gs.hf_encoder import HFEncoder
 from simcse_gs.keep import KeepStatsAccumulator, add_keep_histogram
 from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
 from tests.conftest import REPO, SENTENCES, build, tokenized
@@ -374,6 +375,15 @@ def test_export_round_trip_gives_the_same_embeddings(request, tmp_path, fixture,
     assert result.warnings == [] and "README.md" in result.files
     ours = model.encode(SENTENCES, batch_size=4)
     torch.testing.assert_close(st_by_hand(tmp_path / "e", SENTENCES), ours, atol=1e-5, rtol=0)
+    # evaluation.py on the export, with the pooler its README names (SimCSE's convention: cls = pooler_output)
+    eval_pooler = "cls_before_pooler" if settings.get("mlp_only_train") else settings["pooler_type"]
+    plain = HFEncoder.from_pretrained(str(tmp_path / "e"), eval_pooler).encode(SENTENCES, batch_size=4)
+    torch.testing.assert_close(plain, ours, atol=1e-5, rtol=0)
+    if not getattr(model, "mlp", None):  # no pooler weights written: --pooler cls would read a random pooler
+        with pytest.raises(ValueError, match="no pooler weights.*cls_before_pooler"):
+            HFEncoder.from_pretrained(str(tmp_path / "e"), "cls")
+    readme = (tmp_path / "e" / "README.md").read_text()
+    assert f"evaluation.py --model_name_or_path PATH --pooler {eval_pooler}\n" in readme
     if settings == dict(pooler_type="cls"):  # the MLP became the HF pooler
         assert result.dense
         tok, hf = AutoTokenizer.from_pretrained(tmp_path / "e"), AutoModel.from_pretrained(tmp_path / "e")
