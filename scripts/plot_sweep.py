@@ -1,6 +1,6 @@
 """Plot STS (dev) against the measured inference keep rate for the keep-rate sweep, and print its table.
 
-    python scripts/plot_sweep.py docs/results/sweep --output docs/figures/keep_rate_sweep.png
+    python scripts/plot_sweep.py docs/results/sweep --output docs/figures/keep_rate_sweep.png --baseline 83.26
 
 Reads <root>/r<R>/seed<S>/eval_dev.json (evaluation.py --mode dev): STS-B dev, SICK-R dev, their mean, and the
 keep statistics of the evaluated sentences.
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--baseline", type=float, help="STS dev avg of the model before training (a dashed line)")
     args = parser.parse_args(argv)
     runs = load(args.root)
     print("| target r | n | kept (p≥0.5) % | mean p % | STS-B dev | SICK-R dev | avg |")
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for r, rows in runs.items():
         ax.scatter([row["keep_rate"] for row in rows], [row["sts"] for row in rows], label=f"r = {r}")
+    if args.baseline is not None:
+        ax.axhline(args.baseline, color="grey", linestyle="--", linewidth=1, label="before training")
     ax.set_xlabel("inference keep rate (% of decided tokens, dev sentences)")
     ax.set_ylabel("STS-B + SICK-R dev avg (x100)")
     ax.legend(fontsize=7)

@@ -38,3 +38,25 @@ def test_seeds_of_a_config_are_averaged_with_sample_std(tmp_path, capsys):
 def test_no_results_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="no eval_test.json"):
         make_table.main([str(tmp_path)])
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sweep_table_and_plot(tmp_path, capsys):
+    plot_sweep = load_script("plot_sweep")
+    for target, seed, sts, keep in (("0.5", 1, 78.0, 0.46), ("0.5", 2, 80.0, 0.50), ("1.0", 1, 83.4, 1.0)):
+        out = tmp_path / f"r{target}" / f"seed{seed}"
+        out.mkdir(parents=True)
+        record = {"dev": {"avg_sts": sts, "stsb_spearman": sts + 1, "sickr_spearman": sts - 1},
+                  "keep_stats": {"keep_rate": keep, "keep_prob": keep}}
+        (out / "eval_dev.json").write_text(json.dumps({"models": [record]}))
+    plot_sweep.main([str(tmp_path), "--output", str(tmp_path / "sweep.png"), "--baseline", "83.26"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| 1.0 | 1 | 100.00 | 100.00 | 84.40 | 82.40 | 83.40 |"  # highest target first
+    assert lines[3] == "| 0.5 | 2 | 48.00 ± 2.83 | 48.00 ± 2.83 | 80.00 ± 1.41 | 78.00 ± 1.41 | 79.00 ± 1.41 |"
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
