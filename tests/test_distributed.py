@@ -45,7 +45,7 @@ def gloo_works(tmp_path: Path) -> bool:
         "t = torch.ones(1)\ndist.all_reduce(t)\nassert t.item() == 2\ndist.destroy_process_group()\n"
     )
     try:
-        return torchrun(2, str(probe), timeout=90).returncode == 0
+        return torchrun(2, str(probe), timeout=60).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
