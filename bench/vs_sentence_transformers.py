@@ -17,9 +17,10 @@ Two levels, both interleaved (ours, theirs, ours, theirs, ...):
   both on the Hugging Face Trainer's default optimizer and schedule; time between consecutive optimizer steps.
 
 STS suite: our ``evaluate_sts`` (SentEval engine + ``model.encode``) over STS12-16, STS-B and SICK-R (all splits,
-what ``evaluation.py --mode test`` computes) vs ``SentenceTransformer(minilm).encode`` on the same unique sentences
-+ cosine + ``scipy.stats.spearmanr``; same model, mean pooling, batch 128, same max length; task by task,
-alternating which goes first. Spearman numbers must agree to 1e-4.
+what ``evaluation.py --mode test`` computes), in ONE call as evaluation.py makes it, vs
+``SentenceTransformer(minilm).encode`` on each task's unique sentences + cosine + ``scipy.stats.spearmanr``; same
+model, mean pooling, batch 128, same max length; ``--sts-rounds`` rounds alternating which side goes first. Spearman
+numbers must agree to 1e-4.
 
     pip install --no-deps sentence-transformers==6.2.0    # the `bench` extra; see docs/PERFORMANCE.md
     python -m bench.vs_sentence_transformers               # both parts
@@ -79,8 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--tasks", default=",".join(ALL_TASKS))
     p.add_argument("--task-path", default=str(STS_DATA))
-    p.add_argument("--no-proposed", dest="proposed", action="store_false",
-                   help="skip timing the proposed evaluate_sts change (prepare-time encoding + cross-task cache)")
+    p.add_argument("--sts-rounds", type=int, default=1, help="timed suite rounds per side (alternating order)")
     p.add_argument("--profile", default=None, metavar="TASK",
                    help="only profile (cProfile) our evaluate_sts and their encode on one task, e.g. STS16")
     p.add_argument("--threads", type=int, default=None)
@@ -292,37 +292,10 @@ def our_spearmans(task: str, result: dict[str, Any]) -> dict[str, float]:
     return {split: float(result[split]["spearman"]) for split in ALL_SPLITS}
 
 
-class ProposedEval:
-    """The ``evaluate_sts`` change proposed in docs/PERFORMANCE.md, applied from outside (nothing in simcse_gs changed).
-
-    SentEval's ``prepare`` hook gets each task's unique sentences first: encode the ones not seen yet in ONE
-    ``encode`` call (which sorts by exact token length, so batches carry little padding) and keep the vectors in a
-    cache shared by all tasks (STS-B reuses STS12-16 sentences); the batcher then only looks vectors up.
-    """
-
-    def __init__(self, encode) -> None:
-        self.encode = encode
-        self.cache: dict[str, np.ndarray] = {}
-
-    def __call__(self, task_path: str, tasks: list[str], splits, batch_size: int) -> dict[str, Any]:
-        import senteval
-
-        def prepare(_params, samples) -> None:
-            new = [t for t in dict.fromkeys(" ".join(tokens) for tokens in samples) if t not in self.cache]
-            if new:
-                emb = self.encode(new)
-                emb = emb.numpy() if isinstance(emb, torch.Tensor) else np.asarray(emb)
-                self.cache.update(zip(new, emb))
-
-        def batcher(_params, batch) -> np.ndarray:
-            return np.stack([self.cache[" ".join(tokens)] for tokens in batch])
-
-        params = {"task_path": senteval.resolve_task_path(task_path), "batch_size": batch_size, "progress": False,
-                  "splits": list(splits)}
-        return senteval.engine.SE(params, batcher, prepare).eval(list(tasks))
-
-
 def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, Any]:
+    """Whole suite, each side as its users would run it: ours is ONE ``evaluate_sts`` call over every task (what
+    ``evaluation.py`` does: each distinct sentence encoded once, in exact token-length order), theirs encodes each
+    task's unique sentences. ``--sts-rounds`` rounds, alternating which side goes first; medians of the totals."""
     from sentence_transformers import SentenceTransformer
 
     model = ours(path, args.seed)
@@ -330,70 +303,52 @@ def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, 
     limit = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
     st.max_seq_length = limit  # our encode truncates at this limit; theirs would stop at its configured length
     bs = args.eval_batch_size
-    encode_time = [0.0]
-    encoded = [0]
-
-    captured: dict[str, np.ndarray] = {}
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    ours_emb: dict[str, np.ndarray] = {}
+    stats = {"encode_s": 0.0, "encoded": 0}
 
     def encode(sentences: list[str]) -> torch.Tensor:
         t0 = time.perf_counter()
         out = model.encode(sentences, batch_size=bs)
-        encode_time[0] += time.perf_counter() - t0
-        encoded[0] += len(sentences)
-        if capture[0]:
-            captured.update(zip(sentences, out.numpy()))
+        stats["encode_s"] += time.perf_counter() - t0
+        stats["encoded"] += len(sentences)
+        ours_emb.update(zip(sentences, out.numpy()))
         return out
 
-    capture = [False]
-
-    theirs_emb: dict[str, np.ndarray] = {}
-    proposed = ProposedEval(encode)
     warm = ["a warm-up sentence .", "another one for the first call"] * 4
     model.encode(warm, batch_size=bs)
     st.encode(warm, batch_size=bs, show_progress_bar=False)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    rows: dict[str, dict[str, Any]] = {}
-    for i, task in enumerate(tasks):
-        rec: dict[str, Any] = {}
-        order = ["ours", "theirs"] + (["proposed"] if args.proposed else [])
-        order = order[i % len(order):] + order[: i % len(order)]  # rotate who goes first
-        for who in order:
+    times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_encode": []}
+    for rnd in range(args.sts_rounds):
+        for who in (("ours", "theirs") if rnd % 2 == 0 else ("theirs", "ours")):
             t0 = time.perf_counter()
-            if who == "proposed":
-                encode_time[0], encoded[0] = 0.0, 0
-                res = proposed(task_path, [task], ALL_SPLITS, bs)[task]
-                rec["proposed_s"] = time.perf_counter() - t0
-                rec["proposed_sp"] = our_spearmans(task, res)
-                rec["n_proposed"] = encoded[0]
-            elif who == "ours":
-                encode_time[0], encoded[0], capture[0] = 0.0, 0, True
-                res = evaluate_sts(encode, task_path, [task], ALL_SPLITS, bs, progress=False)[task]
-                capture[0] = False
-                rec["ours_s"] = time.perf_counter() - t0
-                rec["ours_encode_s"] = encode_time[0]
-                rec["ours_sp"] = our_spearmans(task, res)
-                rec["n_ours"] = encoded[0]
+            if who == "ours":
+                ours_emb.clear()
+                stats.update(encode_s=0.0, encoded=0)
+                ours_res = evaluate_sts(encode, task_path, tasks, ALL_SPLITS, bs, progress=False)
+                times["ours_encode"].append(stats["encode_s"])
             else:
-                rec["theirs_sp"], rec["n_theirs"] = their_sts(st, task, task_path, bs, theirs_emb)
-                rec["theirs_s"] = time.perf_counter() - t0
-        rec["max_abs_embedding_diff"] = float(max(np.abs(_unit(captured[t]) - _unit(theirs_emb[t])).max()
-                                                  for t in captured))  # unit vectors: the ST model ends in Normalize
-        captured.clear()
-        theirs_emb.clear()
+                theirs_emb: dict[str, np.ndarray] = {}
+                theirs_res, per_task_s = {}, {}
+                for task in tasks:
+                    t_task = time.perf_counter()
+                    theirs_res[task] = their_sts(st, task, task_path, bs, theirs_emb)
+                    per_task_s[task] = time.perf_counter() - t_task
+            times[who].append(time.perf_counter() - t0)
+        print(f"  round {rnd + 1}: ours {times['ours'][-1]:.1f}s, theirs {times['theirs'][-1]:.1f}s", flush=True)
+    rows: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        ours_sp = our_spearmans(task, ours_res[task])
+        theirs_sp, n_theirs = theirs_res[task]
+        keys = ours_sp.keys() & theirs_sp.keys()
         headline = "all" if task in STS_YEARS else "test"
-        rec["headline_diff"] = abs(rec["ours_sp"][headline] - rec["theirs_sp"][headline])
-        keys = rec["ours_sp"].keys() & rec["theirs_sp"].keys()
-        rec["max_abs_diff"] = max(abs(rec["ours_sp"][k] - rec["theirs_sp"][k]) for k in keys)
-        rec["keys_compared"] = len(keys)
-        if args.proposed:
-            rec["proposed_max_abs_diff"] = max(abs(rec["proposed_sp"][k] - rec["theirs_sp"][k]) for k in keys)
-            print(f"  {task}: proposed {rec['proposed_s']:.2f}s ({rec['n_proposed']} sentences encoded); max "
-                  f"|spearman diff| {rec['proposed_max_abs_diff']:.2e}", flush=True)
-        rows[task] = rec
-        print(f"  {task}: {rec['n_ours']} sentences; ours {rec['ours_s']:.2f}s (encode {rec['ours_encode_s']:.2f}s), "
-              f"theirs {rec['theirs_s']:.2f}s; max |spearman diff| {rec['max_abs_diff']:.2e} (headline "
-              f"{rec['headline_diff']:.2e}); max |embedding diff| {rec['max_abs_embedding_diff']:.2e}", flush=True)
-    return rows
+        rows[task] = {"n_theirs": n_theirs, "theirs_s": per_task_s[task], "keys_compared": len(keys),
+                      "max_abs_diff": max(abs(ours_sp[k] - theirs_sp[k]) for k in keys),
+                      "headline_diff": abs(ours_sp[headline] - theirs_sp[headline])}
+    emb_diff = max(float(np.abs(_unit(ours_emb[t]) - _unit(theirs_emb[t])).max()) for t in theirs_emb)
+    return {"tasks": rows, "ours_s": med(times["ours"]), "ours_encode_s": med(times["ours_encode"]),
+            "theirs_s": med(times["theirs"]), "n_ours": stats["encoded"], "rounds": times,
+            "max_abs_embedding_diff": emb_diff}  # unit vectors: the ST model ends in Normalize
 
 
 def profile_task(args: argparse.Namespace, path: str) -> dict[str, Any]:
@@ -414,8 +369,6 @@ def profile_task(args: argparse.Namespace, path: str) -> dict[str, Any]:
         "ours": lambda: evaluate_sts(lambda s: model.encode(s, batch_size=bs), args.task_path, [args.profile],
                                      ALL_SPLITS, bs, progress=False),
         "theirs": lambda: their_sts(st, args.profile, args.task_path, bs),
-        "proposed": lambda: ProposedEval(lambda s: model.encode(s, batch_size=bs))(
-            args.task_path, [args.profile], ALL_SPLITS, bs),
     }
     out = {}
     for name, job in jobs.items():
@@ -479,53 +432,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 task_path = write_stsb_folder(Path(workdir) / "sts", pairs)
                 args.tasks = "STSBenchmark"
             print(f"STS suite: tasks {args.tasks}, batch {args.eval_batch_size}", flush=True)
-            rows_sts = bench_sts(args, path, task_path)
-            result["sts"] = rows_sts
-            ours_s = sum(r["ours_s"] for r in rows_sts.values())
-            theirs_s = sum(r["theirs_s"] for r in rows_sts.values())
-            enc_s = sum(r["ours_encode_s"] for r in rows_sts.values())
-            n = sum(r["n_ours"] for r in rows_sts.values())
+            sts = bench_sts(args, path, task_path)
+            result["sts"] = sts
+            rows_sts = sts["tasks"]
+            ours_s, theirs_s, n = sts["ours_s"], sts["theirs_s"], sts["n_ours"]
             n_theirs = sum(r["n_theirs"] for r in rows_sts.values())
             max_diff = max(r["max_abs_diff"] for r in rows_sts.values())
             head_diff = max(r["headline_diff"] for r in rows_sts.values())
-            emb_diff = max(r["max_abs_embedding_diff"] for r in rows_sts.values())
+            emb_diff = sts["max_abs_embedding_diff"]
             print()
-            table = [[t, r["n_ours"], f"{r['ours_s']:.2f}", f"{r['ours_encode_s']:.2f}", f"{r['theirs_s']:.2f}",
-                      f"{r['theirs_s'] / r['ours_s']:.3f}", f"{r['max_abs_diff']:.1e}"] for t, r in rows_sts.items()]
-            table.append(["total", n, f"{ours_s:.2f}", f"{enc_s:.2f}", f"{theirs_s:.2f}", f"{theirs_s / ours_s:.3f}",
-                          f"{max_diff:.1e}"])
-            print_table(["task", "sentences", "ours s", "ours encode s", "theirs s", "speed-up", "max|dSpearman|"],
-                        table)
-            if args.proposed:
-                prop_s = sum(r["proposed_s"] for r in rows_sts.values())
-                n_prop = sum(r["n_proposed"] for r in rows_sts.values())
-                prop_diff = max(r["proposed_max_abs_diff"] for r in rows_sts.values())
-                print()
-                print_table(["task", "proposed s", "encoded", "speed-up vs theirs", "vs ours now"],
-                            [[t, f"{r['proposed_s']:.2f}", r["n_proposed"], f"{r['theirs_s'] / r['proposed_s']:.3f}",
-                              f"{r['ours_s'] / r['proposed_s']:.3f}"] for t, r in rows_sts.items()]
-                            + [["total", f"{prop_s:.2f}", n_prop, f"{theirs_s / prop_s:.3f}",
-                                f"{ours_s / prop_s:.3f}"]])
-                result.update(sts_proposed_speedup=theirs_s / prop_s, sts_proposed_vs_ours=ours_s / prop_s,
-                              sts_proposed_max_diff=prop_diff, sts_proposed_encoded=n_prop)
+            table = [[t, r["n_theirs"], f"{r['theirs_s']:.2f}", f"{r['max_abs_diff']:.1e}", f"{r['headline_diff']:.1e}"]
+                     for t, r in rows_sts.items()]
+            print_table(["task", "sentences (theirs)", "theirs s", "max|dSpearman|", "headline |d|"], table)
+            print()
+            print_table(["side", "sentences encoded", "wall s (median)", "of which encode s", "rounds s"],
+                        [["ours (one evaluate_sts call)", n, f"{ours_s:.2f}", f"{sts['ours_encode_s']:.2f}",
+                          ", ".join(f"{x:.1f}" for x in sts["rounds"]["ours"])],
+                         ["sentence-transformers (per task)", n_theirs, f"{theirs_s:.2f}", "",
+                          ", ".join(f"{x:.1f}" for x in sts["rounds"]["theirs"])]])
             speedup = theirs_s / ours_s
-            per_task = med([r["theirs_s"] / r["ours_s"] for r in rows_sts.values()])
-            result.update(sts_speedup=speedup, sts_median_task_speedup=per_task, sts_max_diff=max_diff,
-                          sts_headline_diff=head_diff, sts_max_embedding_diff=emb_diff,
-                          sts_sentences=n, sts_ours_sps=n / ours_s, sts_theirs_sps=n_theirs / theirs_s)
-            lines.append(f"STS suite: ours {ours_s:.1f}s ({n / ours_s:.0f} sentences/s), sentence-transformers "
-                         f"{theirs_s:.1f}s ({n_theirs / theirs_s:.0f} sentences/s)")
-            lines.append(f"STS suite speed-up ours vs sentence-transformers = {speedup:.3f} (median per task "
-                         f"{per_task:.3f}; target >= 1.5 -> {verdict(speedup >= 1.5)})")
+            result.update(sts_speedup=speedup, sts_max_diff=max_diff, sts_headline_diff=head_diff,
+                          sts_max_embedding_diff=emb_diff, sts_sentences=n, sts_theirs_sentences=n_theirs,
+                          sts_ours_s=ours_s, sts_theirs_s=theirs_s)
+            lines.append(f"STS suite: ours {ours_s:.1f}s ({n} distinct sentences encoded), sentence-transformers "
+                         f"{theirs_s:.1f}s ({n_theirs} encoded, per task)")
+            lines.append(f"STS suite speed-up ours vs sentence-transformers = {speedup:.3f} "
+                         f"(target >= 1.5 -> {verdict(speedup >= 1.5)})")
             lines.append(f"Spearman agreement: max |difference| over every subset/split = {max_diff:.2e} (target <= "
                          f"1e-4 -> {verdict(max_diff <= 1e-4)}); over the headline numbers (STS12-16 all, STS-B and "
                          f"SICK-R test) = {head_diff:.2e} ({verdict(head_diff <= 1e-4)}); max |embedding difference| "
                          f"= {emb_diff:.2e}")
-            if args.proposed:
-                lines.append(f"with the proposed evaluate_sts change (not applied to simcse_gs): {prop_s:.1f}s, "
-                             f"{n_prop} sentences encoded; speed-up vs sentence-transformers = {theirs_s / prop_s:.3f}"
-                             f" (target >= 1.5 -> {verdict(theirs_s / prop_s >= 1.5)}), vs ours now = "
-                             f"{ours_s / prop_s:.3f}; max |Spearman diff| {prop_diff:.2e}")
     return report(result, lines, args.json)
 
 
