@@ -61,3 +61,14 @@ def test_run_experiment_fails_before_training_when_sts_data_is_missing(unsup_fil
                       "--senteval_data", str(tmp_path / "nowhere"), "--output_root", str(tmp_path / "r"), env={})
     assert proc.returncode == 2 and "error: STS data not found" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_sh_writes_results_beside_each_checkpoint(tiny_bert_dir, sts_data, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "encoder"
+    shutil.copytree(tiny_bert_dir, ckpt)
+    proc = run_script("eval.sh", str(ckpt), "--", "--pooler", "avg", "--protocol", "simcse", "--no_progress",
+                      env={"SENTEVAL_DATA": sts_data})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((ckpt / "eval_test.json").read_text())["models"][0]["pooler"] == "avg"
