@@ -9,10 +9,14 @@ made per token position, so both models must split a sentence into the same toke
 from __future__ import annotations
 
 import inspect
+import logging
 
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+logger = logging.getLogger(__name__)
 
 
 class TokenKeepProxy(nn.Module):
@@ -34,9 +38,24 @@ class TokenKeepProxy(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, num_layers: int | None = None, **kwargs) -> TokenKeepProxy:
-        """Proxy from a pretrained encoder, truncated to its first ``num_layers`` layers when given."""
+        """Proxy from a pretrained encoder, truncated to its first ``num_layers`` layers when given.
+
+        Truncating leaves the checkpoint's later layers (and its pooler) unused on purpose, which transformers
+        would report as a table of UNEXPECTED keys on every GS run. That report is silenced here and only what
+        does matter is warned about: proxy weights the checkpoint lacks (they would be random).
+        """
         overrides = {"num_hidden_layers": num_layers} if num_layers else {}
-        return cls(AutoModel.from_pretrained(name_or_path, **overrides, **kwargs))
+        previous = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            encoder, info = AutoModel.from_pretrained(name_or_path, output_loading_info=True, **overrides, **kwargs)
+        finally:
+            hf_logging.set_verbosity(previous)
+        missing = [k for k in info.get("missing_keys", ()) if not k.split(".")[0] == "pooler"]
+        if missing:
+            logger.warning("The proxy checkpoint %s lacks %d weights, which start random: %s", name_or_path,
+                           len(missing), ", ".join(sorted(missing)[:8]) + (" ..." if len(missing) > 8 else ""))
+        return cls(encoder)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None

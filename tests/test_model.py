@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 
 import pytest
 import torch
 
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.pooling import pool
+from simcse_gs.proxy import TokenKeepProxy
 from tests.conftest import SENTENCES, build, tokenized
 
 
@@ -145,3 +148,19 @@ def test_random_drop_control_drops_about_q_of_decided_tokens(tiny_bert_dir):
     assert not torch.equal(k1, k2)
     model.eval()
     assert model._keep_weights(ids, mask, 1, tau=None)[0] == [None]  # nothing dropped at inference
+
+
+def test_truncated_proxy_loads_quietly_and_missing_weights_are_named(tiny_bert_dir, tmp_path, capfd, caplog):
+    from safetensors.torch import load_file, save_file
+
+    TokenKeepProxy.from_pretrained(tiny_bert_dir, num_layers=1)  # layer 1 of the checkpoint is unused on purpose
+    err = capfd.readouterr().err
+    assert "UNEXPECTED" not in err and "LOAD REPORT" not in err
+    shutil.copytree(tiny_bert_dir, tmp_path / "p")
+    weights = load_file(tmp_path / "p" / "model.safetensors")
+    key = next(k for k in weights if k.endswith("layer.0.output.dense.bias"))
+    del weights[key]
+    save_file(weights, tmp_path / "p" / "model.safetensors", metadata={"format": "pt"})
+    with caplog.at_level(logging.WARNING, logger="simcse_gs.proxy"):
+        TokenKeepProxy.from_pretrained(str(tmp_path / "p"), num_layers=1)
+    assert "lacks 1 weights" in caplog.text and key in caplog.text
