@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .attention import ATTN_IMPLEMENTATIONS
@@ -180,6 +181,8 @@ class SimCSETrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator needs them."})
 
     def __post_init__(self) -> None:
+        if not torch.accelerator.is_available():
+            self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
         super().__post_init__()
         if self.per_device_train_batch_size < 2 and self.world_size == 1:
             raise ValueError(

@@ -115,3 +115,10 @@ def test_real_minilm_steps_and_checkpoint_round_trip(minilm, tmp_path, data, set
     start = SimCSEGSModel.from_backbone(minilm, use_gs=False, pooler_type=model.config.pooler_type,
                                         mlp_only_train=True).encode(SENTENCES)
     assert not torch.allclose(a, start)  # the two steps changed the encoder
+
+
+def test_no_pinned_memory_without_an_accelerator(tmp_path):
+    from simcse_gs.arguments import SimCSETrainingArguments
+
+    args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), report_to="none")
+    assert args.dataloader_pin_memory == torch.accelerator.is_available()  # CPU: off, so no pin_memory warning
