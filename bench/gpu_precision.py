@@ -34,6 +34,7 @@ from transformers import BertConfig
 
 import simcse_gs.modeling as modeling
 from bench.common import interleaved, machine_info, med, quiet, spread
+from simcse_gs.keep import keep_statistic_tensors
 from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
 
 VARIANTS = ("plain", "gs_sdpa", "gs_eager", "gs_sdpa_nosync")
@@ -93,19 +94,6 @@ def random_batch(batch: int, length: int, device: str, padded: bool = True, seed
     return {k: v.unsqueeze(1).to(device) for k, v in out.items()}
 
 
-def _stats_on_device(keep_prob, hard_keep, decided):
-    """keep_statistics without the three host syncs (0-d tensors instead of Python floats)."""
-    n = decided.sum().clamp(min=1)
-    p = keep_prob.float().clamp(1e-7, 1 - 1e-7)
-    entropy = -(p * p.log() + (1 - p) * (1 - p).log())
-    sel = decided.float()
-    return {
-        "keep_prob": ((keep_prob.float() * sel).sum() / n).detach(),
-        "keep_rate": ((hard_keep.float() * sel).sum() / n).detach(),
-        "keep_entropy": ((entropy * sel).sum() / n).detach(),
-    }
-
-
 def _autocast(precision: str, device: str):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     if dtype is None:
@@ -119,7 +107,8 @@ def make_step(variant: str, model: SimCSEGSModel, opt, scaler, batch, precision:
 
     def step(_r: int) -> None:
         opt.zero_grad(set_to_none=True)
-        patch = mock.patch.object(modeling, "keep_statistics", _stats_on_device) if nosync else contextlib.nullcontext()
+        nosync_stats = mock.patch.object(modeling, "keep_statistics", keep_statistic_tensors)
+        patch = nosync_stats if nosync else contextlib.nullcontext()
         with patch, _autocast(precision, device):
             loss = model(**batch, tau=tau).loss
         if scaler is not None:

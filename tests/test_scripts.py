@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -64,8 +65,6 @@ def test_run_experiment_fails_before_training_when_sts_data_is_missing(unsup_fil
 
 
 def test_eval_sh_writes_results_beside_each_checkpoint(tiny_bert_dir, sts_data, tmp_path):
-    import shutil
-
     ckpt = tmp_path / "encoder"
     shutil.copytree(tiny_bert_dir, ckpt)
     proc = run_script("eval.sh", str(ckpt), "--", "--pooler", "avg", "--protocol", "simcse", "--no_progress",
