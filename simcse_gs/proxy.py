@@ -19,25 +19,47 @@ from transformers.utils import logging as hf_logging
 logger = logging.getLogger(__name__)
 
 
+PROXY_HEADS = ("linear", "two_layer")
+
+
 class TokenKeepProxy(nn.Module):
-    """Encoder + linear head giving keep/drop logits of shape [batch, length, 2]."""
+    """Encoder + per-token head giving keep/drop logits of shape [batch, length, 2].
 
-    def __init__(self, encoder: nn.Module):
+    ``head="linear"`` (default): one zero-initialised Linear(h, 2), so every p starts at exactly 0.5 and no token is
+    favoured before training says so. ``head="two_layer"``: the original GS repo's randomly initialised
+    token-classification head with dropout (see :func:`build_two_layer_head`).
+    """
+
+    def __init__(self, encoder: nn.Module, head: str = "linear"):
         super().__init__()
+        if head not in PROXY_HEADS:
+            raise ValueError(f"--proxy_head must be one of {', '.join(PROXY_HEADS)}, got '{head}'.")
         self.encoder = without_pooler(encoder)
-        self.head = nn.Linear(encoder.config.hidden_size, 2)
-        # Zero init: p = 0.5 for every token at the start, the original's (random, near-zero) starting point
-        # made exact, so no token is favoured before training says so.
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.head_type = head
+        config = encoder.config
+        self.head = nn.Linear(config.hidden_size, 2) if head == "linear" else build_two_layer_head(config)
+        self.reset_head()
+
+    def reset_head(self) -> None:
+        """Initialise the head: zeros for ``linear``; N(0, initializer_range) weights, zero biases for ``two_layer``
+        (what transformers' ``_init_weights`` gives the original's new classification heads)."""
+        for module in self.head.modules():
+            if isinstance(module, nn.Linear):
+                if self.head_type == "linear":
+                    nn.init.zeros_(module.weight)
+                else:
+                    nn.init.normal_(module.weight, std=getattr(self.encoder.config, "initializer_range", 0.02))
+                nn.init.zeros_(module.bias)
 
     @classmethod
-    def from_config(cls, config: PretrainedConfig) -> TokenKeepProxy:
+    def from_config(cls, config: PretrainedConfig, head: str = "linear") -> TokenKeepProxy:
         """Random-weight proxy with this encoder config (weights are then loaded from a checkpoint)."""
-        return cls(AutoModel.from_config(config))
+        return cls(AutoModel.from_config(config), head)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, num_layers: int | None = None, **kwargs) -> TokenKeepProxy:
+    def from_pretrained(
+        cls, name_or_path: str, num_layers: int | None = None, head: str = "linear", **kwargs
+    ) -> TokenKeepProxy:
         """Proxy from a pretrained encoder, truncated to its first ``num_layers`` layers when given.
 
         Truncating leaves the checkpoint's later layers (and its pooler) unused on purpose, which transformers
@@ -55,7 +77,7 @@ class TokenKeepProxy(nn.Module):
         if missing:
             logger.warning("The proxy checkpoint %s lacks %d weights, which start random: %s", name_or_path,
                            len(missing), ", ".join(sorted(missing)[:8]) + (" ..." if len(missing) > 8 else ""))
-        return cls(encoder)
+        return cls(encoder, head)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
@@ -68,6 +90,27 @@ class TokenKeepProxy(nn.Module):
     @property
     def _takes_types(self) -> bool:
         return "token_type_ids" in inspect.signature(self.encoder.forward).parameters
+
+
+def build_two_layer_head(config: PretrainedConfig) -> nn.Sequential:
+    """The original GS repo's per-token head (``models/modeling_proxy.py``), chosen by the proxy's family.
+
+    RoBERTa family (its ``RobertaClassificationHead`` applied per token): Dropout -> Linear(h, h) -> Tanh ->
+    Dropout -> Linear(h, 2), dropout ``classifier_dropout`` or ``hidden_dropout_prob``. Others (DistilBERT's
+    ``pre_classifier``/``classifier``, used for the BERT rows): Linear(h, h) -> ReLU -> Dropout -> Linear(h, 2),
+    dropout ``seq_classif_dropout`` (DistilBERT: 0.2) or ``hidden_dropout_prob``.
+    """
+    hidden = config.hidden_size
+    if "roberta" in config.model_type:
+        p = getattr(config, "classifier_dropout", None)
+        p = config.hidden_dropout_prob if p is None else p
+        return nn.Sequential(nn.Dropout(p), nn.Linear(hidden, hidden), nn.Tanh(), nn.Dropout(p), nn.Linear(hidden, 2))
+    p = getattr(config, "seq_classif_dropout", None)
+    if p is None:
+        p = getattr(config, "classifier_dropout", None)
+    if p is None:
+        p = getattr(config, "hidden_dropout_prob", getattr(config, "dropout", 0.1))
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(p), nn.Linear(hidden, 2))
 
 
 def without_pooler(encoder: nn.Module) -> nn.Module:

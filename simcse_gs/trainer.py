@@ -1,10 +1,12 @@
-"""SimCSETrainer: the Hugging Face Trainer with the Gumbel temperature, GS logging, STS evaluation, proxy LR.
+"""SimCSETrainer: the Hugging Face Trainer with the Gumbel temperature, GS logging, STS evaluation, and their own
+learning rates for the proxy and the head.
 
 Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``.
 
-The temperature schedule's position is the Trainer's ``global_step`` (optimizer steps), which every checkpoint
-stores in ``trainer_state.json`` and ``--resume_from_checkpoint`` restores, so a resumed run continues the
-schedule where it stopped.
+The temperature schedule's position is derived from the Trainer's ``global_step`` (optimizer steps), which every
+checkpoint stores in ``trainer_state.json`` and ``--resume_from_checkpoint`` restores, so a resumed run continues the
+schedule where it stopped: optimizer steps by default, or the examples seen as the original GS repo counted them
+(``tau_schedule_unit="example"``, see :func:`simcse_gs.gumbel.examples_seen`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import speed_metrics
 
-from .gumbel import TauSchedule
+from .gumbel import TauSchedule, examples_seen
 from .keep import KeepStatsAccumulator, add_keep_histogram
 from .sts_eval import STSEvaluator
 
@@ -37,16 +39,30 @@ class SimCSETrainer(Trainer):
         self.sts_evaluator = sts_evaluator
         cfg = self.model.config
         self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if cfg.use_gs else None
+        self.tau_unit = getattr(cfg, "tau_schedule_unit", "optimizer_step")
         self._log_tau = cfg.use_gs and cfg.gs_estimator != "reinforce"  # REINFORCE samples Bernoulli(p): no tau
+        self._micro = (-1, 0)  # (global_step, training forwards already run in that optimizer step)
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
 
     @property
     def current_tau(self) -> float | None:
-        return None if self.tau_schedule is None else self.tau_schedule(self.state.global_step)
+        """The temperature of the next training forward."""
+        if self.tau_schedule is None:
+            return None
+        step = self.state.global_step
+        if self.tau_unit == "optimizer_step":
+            return self.tau_schedule(step)
+        micro = self._micro[1] if self._micro[0] == step else 0
+        return self.tau_schedule(examples_seen(step, micro, self.args.gradient_accumulation_steps,
+                                               self.args.per_device_train_batch_size))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs, tau=self.current_tau)
+        tau = self.current_tau
+        if model.training:  # count this forward within the optimizer step (the example-counted schedule needs it)
+            step = self.state.global_step
+            self._micro = (step, self._micro[1] + 1 if self._micro[0] == step else 1)
+        outputs = model(**inputs, tau=tau)
         loss = outputs.loss
         if not torch.isfinite(loss):
             from transformers.trainer_utils import get_last_checkpoint
@@ -62,7 +78,7 @@ class SimCSETrainer(Trainer):
             )
         if model.training:
             if self._log_tau:
-                self._sums["tau"] += self.current_tau  # the temperature this step used
+                self._sums["tau"] += tau  # the temperature this forward used
                 self._counts["tau"] += 1
             for key in LOGGED_OUTPUTS:
                 value = outputs.get(key)
@@ -97,17 +113,27 @@ class SimCSETrainer(Trainer):
         return metrics
 
     def create_optimizer(self, model=None):
-        """The default optimizer, with the proxy's parameters in their own groups at ``--proxy_learning_rate``."""
-        proxy_lr = getattr(self.args, "proxy_learning_rate", None)
+        """The default optimizer, with the proxy's and the head's parameters in their own groups at
+        ``--proxy_learning_rate`` and ``--head_learning_rate`` (the original GS repo's ``--model_head_lr``).
+
+        Weight decay follows the Trainer's rule (none on biases and LayerNorm weights), which is the original's.
+        """
         opt_model = self.model if model is None else model
-        if self.optimizer is None and proxy_lr is not None and getattr(opt_model, "proxy", None) is not None:
+        rates = {"proxy.": getattr(self.args, "proxy_learning_rate", None),
+                 "mlp.": getattr(self.args, "head_learning_rate", None)}
+        if self.optimizer is None and any(rate is not None for rate in rates.values()):
             decay = set(self.get_decay_parameter_names(opt_model))
+
+            def part(name: str) -> str:
+                return next((prefix for prefix in rates if name.startswith(prefix)), "")
+
             groups = []
-            for is_proxy, lr in ((False, self.args.learning_rate), (True, proxy_lr)):
+            for prefix in ("", *rates):
+                lr = self.args.learning_rate if rates.get(prefix) is None else rates[prefix]
                 for decayed in (True, False):
                     params = [
                         p for n, p in opt_model.named_parameters()
-                        if p.requires_grad and (n in decay) == decayed and n.startswith("proxy.") == is_proxy
+                        if p.requires_grad and (n in decay) == decayed and part(n) == prefix
                     ]  # fmt: skip
                     if params:
                         wd = self.args.weight_decay if decayed else 0.0
