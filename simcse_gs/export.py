@@ -37,6 +37,7 @@ from transformers import AutoModel
 from .modeling import SimCSEGSConfig, SimCSEGSModel, _encoder_config
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
+FIRST_TOKEN_POOLERS = ("cls", "cls_before_pooler")
 FORMATS = ("st", "hf")
 GS_WARNING = (
     "This is a Gumbel-Softmax (use_gs) checkpoint: the export drops the token-keep proxy. The exported encoder "
@@ -90,12 +91,21 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
 
     has_mlp = model.mlp is not None
-    dense = has_mlp and not cfg.mlp_only_train  # the MLP is part of the inference embedding
-    plain = AutoModel.from_config(_encoder_config(cfg.backbone_config), add_pooling_layer=has_mlp)
+    dense = has_mlp and not cfg.mlp_only_train  # the head is part of the inference embedding
+    # BERT's and RoBERTa's own pooler is Linear + Tanh over the first token: it can hold the head of a first-token
+    # pooler, not a head on a mean (the original GS recipe's dropout-MLP on `avg`), which only the ST Dense can.
+    hf_pooler = has_mlp and pooler in FIRST_TOKEN_POOLERS
+    if dense and not hf_pooler and fmt == "hf":
+        raise ValueError(
+            f"This checkpoint applies its head (head_type {cfg.resolved_head_type}) to the '{pooler}' pooler at "
+            "inference, which a plain Hugging Face folder cannot express. Export with fmt='st' (--format st): the "
+            "head becomes a sentence-transformers Dense module."
+        )
+    plain = AutoModel.from_config(_encoder_config(cfg.backbone_config), add_pooling_layer=hf_pooler)
     missing, unexpected = plain.load_state_dict(model.backbone.state_dict(), strict=False)
     if unexpected or any(not key.startswith("pooler.") for key in missing):
         raise RuntimeError(f"Backbone weights do not fit a stock encoder: missing {missing}, unexpected {unexpected}.")
-    if has_mlp:
+    if hf_pooler:
         plain.pooler.dense.load_state_dict(model.mlp.dense.state_dict())
     plain.save_pretrained(out)
     model.tokenizer.save_pretrained(out)
@@ -142,12 +152,16 @@ def _write_sentence_transformers(out: Path, model: SimCSEGSModel, result: Export
 
 
 def _hf_recipe(pooler: str, dense: bool, has_mlp: bool) -> str:
-    if pooler == "cls" and dense:
+    if pooler in FIRST_TOKEN_POOLERS and dense:
         return "`outputs.pooler_output` (the trained MLP head, Linear + Tanh over the first token)"
-    if pooler in ("cls", "cls_before_pooler"):
+    if pooler in FIRST_TOKEN_POOLERS:
         extra = (" (`pooler_output` is the MLP head used only in training, as in unsupervised SimCSE)"
                  if has_mlp else " (`pooler_output` is not trained: do not use it)")
         return "`outputs.last_hidden_state[:, 0]` (the first token's vector)" + extra
+    if pooler == "avg" and dense:
+        return ("the attention-mask-weighted mean of `outputs.last_hidden_state` over tokens, followed by the trained "
+                "head `tanh(W x + b)` whose weights are in `2_Dense/model.safetensors` (sentence-transformers applies "
+                "it)")
     if pooler == "avg":
         return "the attention-mask-weighted mean of `outputs.last_hidden_state` over tokens"
     layers = "the first layer's and the last layer's" if pooler == "avg_first_last" else "the last two layers'"
@@ -156,9 +170,13 @@ def _hf_recipe(pooler: str, dense: bool, has_mlp: bool) -> str:
             "layer's)")
 
 
-def _eval_pooler(pooler: str, cfg: SimCSEGSConfig) -> str:
-    """``evaluation.py --pooler`` that gives this export's embedding (its ``cls`` reads ``pooler_output``)."""
-    return "cls_before_pooler" if pooler == "cls" and cfg.mlp_only_train else pooler
+def _eval_pooler(pooler: str, cfg: SimCSEGSConfig) -> str | None:
+    """``evaluation.py --pooler`` that gives this export's embedding (its ``cls`` reads ``pooler_output``); None
+    when no plain-encoder pooler does (a head on a mean)."""
+    dense = cfg.resolved_head_type != "none" and not cfg.mlp_only_train
+    if pooler in FIRST_TOKEN_POOLERS:
+        return "cls" if dense else "cls_before_pooler"
+    return None if dense else pooler
 
 
 def _readme(model: SimCSEGSModel, result: ExportResult, source: str | None) -> str:
@@ -193,11 +211,13 @@ def _readme(model: SimCSEGSModel, result: ExportResult, source: str | None) -> s
         "",
         "## STS evaluation with simcse-gs",
         "",
-        "```bash",
-        f"python evaluation.py --model_name_or_path PATH --pooler {_eval_pooler(result.pooler_type, cfg)}",
-        "```",
-        "",
     ]
+    eval_pooler = _eval_pooler(result.pooler_type, cfg)
+    if eval_pooler is None:
+        lines += ["`evaluation.py` reads plain encoders without a head on the mean: evaluate the training checkpoint "
+                  "itself (`python evaluation.py --model_name_or_path CHECKPOINT`).", ""]
+    else:
+        lines += ["```bash", f"python evaluation.py --model_name_or_path PATH --pooler {eval_pooler}", "```", ""]
     if result.st_pooling:
         dense = " followed by the MLP head as a `Dense` module with Tanh (`2_Dense`)" if result.dense else ""
         lines += [

@@ -219,3 +219,27 @@ def test_optimizer_groups_follow_the_originals_decay_rule_and_learning_rates(tin
 def test_bad_recipe_flags_are_refused(flags, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         train.parse_args(["--output_dir", str(tmp_path / "o"), *flags])
+
+
+def test_export_of_the_originals_head_on_a_mean(tiny_bert_dir, tmp_path):
+    """The dropout-MLP head on ``avg`` is part of the embedding: the export carries it as a Dense module, never as
+    BERT's first-token pooler, and a Hugging Face-only export (which cannot hold it) is refused."""
+    from simcse_gs.export import export_model
+    from tests.test_research_tools import st_by_hand
+
+    model = build(tiny_bert_dir, use_gs=False, pooler_type="avg", head_type="dropout_mlp")
+    result = export_model(model, tmp_path / "e")
+    assert result.dense and result.st_pooling == "mean"
+    torch.testing.assert_close(st_by_hand(tmp_path / "e", SENTENCES), model.encode(SENTENCES), atol=1e-5, rtol=0)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "e" / "model.safetensors"), framework="pt") as f:
+        assert not any("pooler" in key for key in f.keys())  # no pooler_output that would look like the embedding
+    readme = (tmp_path / "e" / "README.md").read_text()
+    assert "2_Dense/model.safetensors" in readme and "evaluate the training checkpoint" in readme
+    with pytest.raises(ValueError, match="cannot express.*--format st"):
+        export_model(model, tmp_path / "h", fmt="hf")
+    # a head on the first token still becomes the HF pooler, read by evaluation.py --pooler cls
+    first = build(tiny_bert_dir, use_gs=False, pooler_type="cls_before_pooler", head_type="mlp")
+    export_model(first, tmp_path / "c")
+    assert "--pooler cls\n" in (tmp_path / "c" / "README.md").read_text()
