@@ -164,3 +164,21 @@ def test_truncated_proxy_loads_quietly_and_missing_weights_are_named(tiny_bert_d
     with caplog.at_level(logging.WARNING, logger="simcse_gs.proxy"):
         TokenKeepProxy.from_pretrained(str(tmp_path / "p"), num_layers=1)
     assert "lacks 1 weights" in caplog.text and key in caplog.text
+
+
+def test_random_drop_control_weights_the_avg_pooler_by_its_keeps_in_training(tiny_bert_dir):
+    """docs/RESEARCH_TOOLS.md: the control's keeps act in attention and as the avg pooler's weights, as GS keeps."""
+    model = build(tiny_bert_dir, use_gs=False, token_drop_rate=0.5, pooler_type="avg").train()
+    for module in model.modules():  # no dropout: the keeps are the only randomness
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    enc = tokenized(model)
+    ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
+    torch.manual_seed(3)
+    (keep,), _ = model._keep_weights(ids, mask, 1, tau=None)
+    assert (keep[mask.bool()] == 0).any()
+    hidden = model.backbone(input_ids=ids, attention_mask=mask, token_keep=keep).last_hidden_state
+    weighted = (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
+    torch.testing.assert_close(model.embed(ids, mask, None, keep), weighted)
+    everything = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    assert not torch.allclose(model.embed(ids, mask, None, keep), everything, atol=1e-4)
