@@ -20,6 +20,7 @@ import senteval
 from simcse_gs.arguments import DataArguments, ModelArguments, SimCSETrainingArguments
 from simcse_gs.checkpoint import CheckpointError, resolve_resume_checkpoint
 from simcse_gs.data import SimCSECollator, load_train_dataset
+from simcse_gs.idf import idf_from_dataset
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.sts_eval import STSEvaluator
 from simcse_gs.trainer import NonFiniteLossError, SimCSETrainer
@@ -90,6 +91,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
         train_dataset = load_train_dataset(data_args.train_file, tokenizer, data_args.max_seq_length,
                                            data_args.preprocessing_num_workers, model_args.cache_dir)
     check_last_batch(len(train_dataset), len(train_dataset[0]["input_ids"]), training_args)
+    if model.config.token_drop_heuristic == "idf":  # the heuristic's table comes from the training file
+        model.idf.copy_(idf_from_dataset(train_dataset, model.backbone.config.vocab_size))
     return SimCSETrainer(
         model=model,
         args=training_args,

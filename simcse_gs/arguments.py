@@ -92,7 +92,10 @@ class ModelArguments:
     gs_estimator: str = field(
         default="soft",
         metadata={"help": f"Gradient estimator of the keep decision: {', '.join(ESTIMATORS)} (soft Gumbel-Softmax, "
-                  "straight-through Gumbel, REINFORCE with a moving-average baseline). See docs/RESEARCH_TOOLS.md."},
+                  "straight-through Gumbel, REINFORCE with a moving-average baseline; topk: exactly "
+                  "ceil(r * n) tokens kept per sentence, r = --gs_target_keep_rate, through a relaxed top-k; "
+                  "hard_concrete: L0 gates, budgeted by --gs_keep_rate_weight on their expected L0). See "
+                  "docs/RESEARCH_TOOLS.md and simcse_gs/selection.py."},
     )
     gs_hard: bool = field(
         default=False, metadata={"help": "Deprecated alias of --gs_estimator st (straight-through hard 0/1 samples)."}
@@ -114,14 +117,36 @@ class ModelArguments:
     gs_attn_impl: str = field(
         default="sdpa", metadata={"help": "sdpa: scale V and use SDPA (fast); eager: scale the probabilities."}
     )
-    gs_target_keep_rate: float = field(default=1.0, metadata={"help": "Target mean keep probability r."})
+    gs_attn_renorm: bool = field(
+        default=False,
+        metadata={"help": "Renormalise the attention over the kept keys (off: the original's plain scaling, where a "
+                  "dropped key still takes softmax mass). On, a dropped token can be removed from the input at "
+                  "inference with the same result (pruning: evaluation.py --prune)."},
+    )
+    gs_target_keep_rate: float = field(
+        default=1.0,
+        metadata={"help": "Target keep rate r: of the mean keep probability (penalty), the expected L0 "
+                  "(hard_concrete), or the exact per-sentence budget (topk)."},
+    )
     gs_keep_rate_weight: float = field(
         default=0.0, metadata={"help": "λ of the penalty λ (mean_keep_prob - r)^2 (0 = off)."}
     )
+    keep_budget: float | None = field(
+        default=None,
+        metadata={"help": "Inference keep rate r: keep the ceil(r * n) best tokens of every sentence (by the proxy; "
+                  "without one by --token_drop_heuristic) instead of the per-token rule p >= 0.5. Default: none "
+                  "(topk: its --gs_target_keep_rate)."},
+    )
     token_drop_rate: float = field(
         default=0.0,
-        metadata={"help": "Random-drop control (needs --use_gs false): drop each non-special token with this "
-                  "probability per view, through the same attention patch."},
+        metadata={"help": "Drop control (needs --use_gs false): in training drop this fraction of the non-special "
+                  "tokens through the same attention patch (random: each token with this probability per view; "
+                  "idf: the most frequent ones)."},
+    )
+    token_drop_heuristic: str = field(
+        default="random",
+        metadata={"help": "Which tokens the drop control drops: random, or idf (the most frequent in the training "
+                  "file first, the same in every view)."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
     trust_remote_code: bool = field(
@@ -152,6 +177,15 @@ class ModelArguments:
             raise ValueError(f"--token_drop_rate must be in [0, 1), got {self.token_drop_rate}.")
         if self.token_drop_rate > 0 and self.use_gs:
             raise ValueError("--token_drop_rate is the random-drop control: use it with --use_gs false.")
+        if self.token_drop_heuristic not in ("random", "idf"):
+            raise ValueError(f"--token_drop_heuristic must be random or idf, got '{self.token_drop_heuristic}'.")
+        if self.token_drop_heuristic == "idf" and self.use_gs:
+            raise ValueError("--token_drop_heuristic idf is a control without a proxy: use it with --use_gs false.")
+        if self.keep_budget is not None and not 0 < self.keep_budget <= 1:
+            raise ValueError(f"--keep_budget must be in (0, 1], got {self.keep_budget}.")
+        if self.gs_estimator == "topk" and not 0 < self.gs_target_keep_rate <= 1:
+            raise ValueError(f"--gs_estimator topk keeps ceil(r * n) tokens, r = --gs_target_keep_rate, which must be "
+                             f"in (0, 1]; got {self.gs_target_keep_rate}.")
         if not 0 <= self.gs_target_keep_rate <= 1:
             raise ValueError(f"--gs_target_keep_rate must be in [0, 1], got {self.gs_target_keep_rate}.")
         if self.gs_keep_rate_weight < 0:

@@ -17,6 +17,15 @@ Both are plugged in through transformers' attention interface; p travels as the 
 that ``BertModel.forward`` / ``RobertaModel.forward`` pass down to every layer's attention function. With
 ``token_keep=None`` both are the plain attention. Each comes with its mask function: without one, transformers
 silently drops the padding mask (see ``shared/docs/DESIGN-NOTES.md``).
+
+The renormalised variant (``token_keep_renorm=True``, ``--gs_attn_renorm``) divides by the kept mass instead:
+
+    attention_probs = attention_probs * p[:, None, None, :] / (attention_probs @ p)[..., None]
+
+so with hard 0/1 keeps a dropped key takes no softmax mass at all, and every kept token computes exactly what it
+would compute in the sentence with the dropped tokens removed (same position ids): the model can then be *pruned*
+at inference (:mod:`simcse_gs.pruning`). On the SDPA path the denominator comes from the same kernel call: p is
+appended to V as one more channel, ``A [pV, p] = [A(pV), Ap]``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ SUPPORTED_MODEL_TYPES = ("bert", "roberta")
 ATTN_IMPLEMENTATIONS = {"sdpa": "gs_sdpa", "eager": "gs_eager"}
 
 
+# Smallest kept attention mass divided by: a query row whose every kept key was zeroed by dropout gives 0, not NaN.
+_RENORM_EPS = 1e-12
+
+
 def gs_sdpa_attention(
     module: nn.Module,
     query: torch.Tensor,
@@ -39,12 +52,18 @@ def gs_sdpa_attention(
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
     token_keep: torch.Tensor | None = None,
+    token_keep_renorm: bool = False,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Fast path: scale V by p (shape [batch, keys]) and run the stock SDPA attention."""
-    if token_keep is not None:
-        value = value * token_keep[:, None, :, None].to(value.dtype)
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    """Fast path: scale V by p (shape [batch, keys]) and run the stock SDPA attention (renormalised: see above)."""
+    if token_keep is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    keep = token_keep[:, None, :, None].to(value.dtype)
+    if not token_keep_renorm:
+        return sdpa_attention_forward(module, query, key, value * keep, attention_mask, **kwargs)
+    extended = torch.cat([value * keep, keep.expand(*value.shape[:-1], 1)], dim=-1)
+    out, _ = sdpa_attention_forward(module, query, key, extended, attention_mask, **kwargs)  # [B, L, H, D + 1]
+    return out[..., :-1] / out[..., -1:].clamp(min=_RENORM_EPS), None
 
 
 def gs_eager_attention(
@@ -56,9 +75,10 @@ def gs_eager_attention(
     scaling: float | None = None,
     dropout: float = 0.0,
     token_keep: torch.Tensor | None = None,
+    token_keep_renorm: bool = False,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference: explicit probabilities, dropout, then ``probs * p[:, None, None, :]``."""
+    """Reference: explicit probabilities, dropout, then ``probs * p[:, None, None, :]`` (and the renormalisation)."""
     scaling = query.size(-1) ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
@@ -67,6 +87,8 @@ def gs_eager_attention(
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
     if token_keep is not None:
         probs = probs * token_keep[:, None, None, :].to(probs.dtype)
+        if token_keep_renorm:
+            probs = probs / probs.sum(dim=-1, keepdim=True).clamp(min=_RENORM_EPS)
     output = torch.matmul(probs, value).transpose(1, 2).contiguous()
     return output, probs
 

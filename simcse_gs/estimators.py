@@ -11,6 +11,8 @@ encoder runs with while training:
   probability, no gradient through the sample; the proxy learns from the surrogate term
   ``(R - baseline) * log P(b)`` (see :func:`reinforce_surrogate`), where R is the detached contrastive loss and
   the baseline an exponential moving average of it. Unbiased for the gradient of E_b[R], high variance.
+* ``topk`` and ``hard_concrete``: the selective mechanisms of :mod:`simcse_gs.selection` (a per-sentence budget of
+  exactly ``ceil(r * n)`` kept tokens through a relaxed top-k, and L0 gates with an expected-L0 budget).
 
 The functions here are model-free so that the estimators can be tested on toy problems.
 """
@@ -20,9 +22,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .gumbel import DROP, KEEP, sample_keep
+from .gumbel import DROP, KEEP, keep_probability, sample_keep
+from .selection import gumbel_topk_keep, hard_concrete_nonzero_prob, hard_concrete_sample
 
-ESTIMATORS = ("soft", "st", "reinforce")
+ESTIMATORS = ("soft", "st", "reinforce", "topk", "hard_concrete")
+SELECTIVE = ("topk", "hard_concrete")
 REINFORCE_REWARDS = ("sentence", "batch")
 
 
@@ -57,12 +61,40 @@ def keep_log_prob(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return keep * log_p[..., KEEP] + (1 - keep) * log_p[..., DROP]
 
 
-def sample_estimator_keep(logits: torch.Tensor, estimator: str, tau: float | None) -> torch.Tensor:
-    """One training keep weight per token under ``estimator`` (forced tokens are applied by the caller)."""
+def keep_log_odds(logits: torch.Tensor) -> torch.Tensor:
+    """``log(p / (1 - p))`` of the proxy's two logits: the score the selective mechanisms rank and gate by."""
+    return logits[..., KEEP].float() - logits[..., DROP].float()
+
+
+def estimator_keep_probability(logits: torch.Tensor, estimator: str) -> torch.Tensor:
+    """The per-token keep probability under ``estimator``: softmax(logits)[keep], or, for ``hard_concrete``, the
+    probability that the gate is not zero (its expected L0, what the keep-rate penalty then budgets)."""
+    if estimator == "hard_concrete":
+        return hard_concrete_nonzero_prob(keep_log_odds(logits))
+    return keep_probability(logits)
+
+
+def sample_estimator_keep(
+    logits: torch.Tensor,
+    estimator: str,
+    tau: float | None,
+    decided: torch.Tensor | None = None,
+    rate: float | None = None,
+) -> torch.Tensor:
+    """One training keep weight per token under ``estimator`` (forced tokens are applied by the caller).
+
+    ``topk`` needs the decided-token mask and the keep rate (its budget); the others ignore them.
+    """
     if estimator == "reinforce":
         return bernoulli_keep(logits)
+    if estimator == "hard_concrete":
+        return hard_concrete_sample(keep_log_odds(logits))
     if tau is None:
         raise ValueError("Training a GS model needs the Gumbel temperature: pass tau= (the Trainer does).")
+    if estimator == "topk":
+        if decided is None or rate is None:
+            raise ValueError("--gs_estimator topk samples a subset of the decided tokens at a keep rate: pass both.")
+        return gumbel_topk_keep(keep_log_odds(logits), decided, rate, tau)
     return sample_keep(logits, tau, hard=estimator == "st")
 
 

@@ -32,18 +32,22 @@ from .attention import check_supported, enable_token_keep
 from .encoding import encode_in_length_order
 from .estimators import (
     check_estimator,
+    estimator_keep_probability,
+    keep_log_odds,
     keep_log_prob,
     reinforce_surrogate,
     resolve_estimator,
     sample_estimator_keep,
     update_baseline,
 )
-from .gumbel import check_tau_unit, keep_probability
+from .gumbel import check_tau_unit
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
 from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
 from .mlm import build_mlm_head
 from .pooling import MLPHead, check_pooler_type, pool, resolve_head_type
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
+from .pruning import original_position_ids, prune_batch
+from .selection import budget_keep
 
 
 class SimCSEGSConfig(PretrainedConfig):
@@ -77,9 +81,12 @@ class SimCSEGSConfig(PretrainedConfig):
         gs_shared_sample: bool = False,
         gs_drop_special_tokens: bool = False,
         gs_attn_impl: str = "sdpa",
+        gs_attn_renorm: bool = False,
         gs_target_keep_rate: float = 1.0,
         gs_keep_rate_weight: float = 0.0,
+        keep_budget: float | None = None,
         token_drop_rate: float = 0.0,
+        token_drop_heuristic: str = "random",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -109,9 +116,12 @@ class SimCSEGSConfig(PretrainedConfig):
         self.gs_shared_sample = gs_shared_sample
         self.gs_drop_special_tokens = gs_drop_special_tokens
         self.gs_attn_impl = gs_attn_impl
+        self.gs_attn_renorm = gs_attn_renorm
         self.gs_target_keep_rate = gs_target_keep_rate
         self.gs_keep_rate_weight = gs_keep_rate_weight
+        self.keep_budget = keep_budget
         self.token_drop_rate = token_drop_rate
+        self.token_drop_heuristic = token_drop_heuristic
 
     @property
     def resolved_head_type(self) -> str:
@@ -120,8 +130,16 @@ class SimCSEGSConfig(PretrainedConfig):
 
     @property
     def uses_token_keep(self) -> bool:
-        """Whether the backbone runs with the token-keep attention (GS, or the random-drop control)."""
+        """Whether the backbone runs with the token-keep attention (GS, or the random/IDF-drop control)."""
         return self.use_gs or self.token_drop_rate > 0
+
+    @property
+    def inference_budget(self) -> float | None:
+        """Keep rate of the inference rule: ``keep_budget``, else the ``topk`` estimator's own budget, else None
+        (the per-token rule p >= 0.5 for GS, keep everything otherwise)."""
+        if self.keep_budget is not None:
+            return self.keep_budget
+        return self.gs_target_keep_rate if self.use_gs and self.gs_estimator == "topk" else None
 
 
 def _encoder_config(config_dict: dict) -> PretrainedConfig:
@@ -164,6 +182,8 @@ class SimCSEGSModel(PreTrainedModel):
         self.mlp = self._build_head(config)
         self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
         self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
+        if config.token_drop_heuristic == "idf":  # the IDF heuristic's table travels with the checkpoint
+            self.register_buffer("idf", torch.ones(self.backbone.config.vocab_size), persistent=True)
         if config.use_gs and config.gs_estimator == "reinforce":
             # EMA of the contrastive loss (NaN = not set yet). Persistent, so checkpoints and resumes keep it.
             self.register_buffer("reinforce_baseline", torch.tensor(float("nan")), persistent=True)
@@ -276,14 +296,56 @@ class SimCSEGSModel(PreTrainedModel):
         return torch.isin(input_ids, ids)
 
     def score_tokens(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **enc_kwargs
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, budget: float | None = None, **enc_kwargs
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the proxy once: (logits, keep probability with forced values, hard keep, decided-token mask)."""
-        drop_special = self.config.gs_drop_special_tokens
+        """Run the proxy once: (logits, keep probability with forced values, hard keep, decided-token mask).
+
+        The hard keep is the inference rule: p >= 0.5 per token, or with a ``budget`` r the ``ceil(r * n)`` decided
+        tokens of highest keep score in every sentence (:func:`~simcse_gs.selection.budget_keep`).
+        """
+        cfg = self.config
         special = self.special_tokens_mask(input_ids)
+        decided = decided_mask(attention_mask, special, cfg.gs_drop_special_tokens)
         logits = self.proxy(input_ids, attention_mask, **enc_kwargs)
-        prob = apply_forced(keep_probability(logits), attention_mask, special, drop_special)
-        return logits, prob, inference_keep(prob, attention_mask), decided_mask(attention_mask, special, drop_special)
+        prob = apply_forced(estimator_keep_probability(logits, cfg.gs_estimator), attention_mask, special,
+                            cfg.gs_drop_special_tokens)
+        if budget is None:
+            hard = inference_keep(prob, attention_mask)
+        else:
+            hard = apply_forced(budget_keep(keep_log_odds(logits), decided, budget), attention_mask, special,
+                                cfg.gs_drop_special_tokens)
+        return logits, prob, hard, decided
+
+    def _control_scores(self, input_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keep scores of the controls without a proxy: a token's IDF, or a random number."""
+        if self.config.token_drop_heuristic == "idf":
+            return self.idf.to(input_ids.device)[input_ids]
+        return torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
+
+    def inference_keep_weights(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        budget: float | None = None,
+        generator: torch.Generator | None = None,
+        **enc_kwargs,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(keep probability, hard keep, decided mask) of a batch at inference; all None when every token is kept.
+
+        GS: the proxy with the inference rule (or the ``budget``). Without a proxy a ``budget`` keeps the best
+        decided tokens by the control's scores (IDF, or random from ``generator``); without one, everything.
+        """
+        if self.config.use_gs:
+            _, prob, hard, decided = self.score_tokens(input_ids, attention_mask, budget, **enc_kwargs)
+            return prob, hard, decided
+        if budget is None:
+            return None, None, None
+        special = self.special_tokens_mask(input_ids)
+        drop_special = self.config.gs_drop_special_tokens
+        decided = decided_mask(attention_mask, special, drop_special)
+        keep = budget_keep(self._control_scores(input_ids, generator), decided, budget)
+        keep = apply_forced(keep, attention_mask, special, drop_special)
+        return keep, keep, decided
 
     def _keep_weights(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_samples: int, tau: float | None, **enc_kwargs
@@ -295,26 +357,32 @@ class SimCSEGSModel(PreTrainedModel):
         ``sum_j log P(b_j)`` over the decided tokens of each sentence, for the surrogate term in :meth:`forward`.
         """
         cfg = self.config
-        if not cfg.use_gs:  # random-drop control: Bernoulli keep per decided token and view, training only
+        if not cfg.use_gs:
             if not self.training:
-                return [None] * n_samples, {}
+                keep = self.inference_keep_weights(input_ids, attention_mask, cfg.inference_budget)[1]
+                return [keep] * n_samples, {}
             special = self.special_tokens_mask(input_ids)
-            keeps = []
+            if cfg.token_drop_heuristic == "idf":  # the same frequency-ranked drop in every view
+                decided = decided_mask(attention_mask, special, cfg.gs_drop_special_tokens)
+                keep = budget_keep(self._control_scores(input_ids), decided, 1 - cfg.token_drop_rate)
+                return [apply_forced(keep, attention_mask, special, cfg.gs_drop_special_tokens)] * n_samples, {}
+            keeps = []  # random-drop control: Bernoulli keep per decided token and view
             for _ in range(n_samples):
                 rand = (torch.rand(input_ids.shape, device=input_ids.device) >= cfg.token_drop_rate).float()
                 keeps.append(apply_forced(rand, attention_mask, special, cfg.gs_drop_special_tokens))
             return keeps, {}
-        logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, **enc_kwargs)
+        logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, cfg.inference_budget, **enc_kwargs)
         stats = keep_statistics(prob.detach(), hard, decided)
         extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
-        if cfg.gs_keep_rate_weight > 0:
+        if cfg.gs_keep_rate_weight > 0:  # for hard_concrete p = P(gate != 0): the expected-L0 budget
             mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
         if not self.training:
             return [hard] * n_samples, extras
         special = self.special_tokens_mask(input_ids)
         draws = 1 if cfg.gs_shared_sample else n_samples
-        raw = [sample_estimator_keep(logits, cfg.gs_estimator, tau) for _ in range(draws)]
+        raw = [sample_estimator_keep(logits, cfg.gs_estimator, tau, decided, cfg.gs_target_keep_rate)
+               for _ in range(draws)]
         samples = [apply_forced(k, attention_mask, special, cfg.gs_drop_special_tokens) for k in raw]
         if cfg.gs_estimator == "reinforce":
             extras["keep_log_prob"] = torch.stack([(keep_log_prob(logits, k) * decided).sum(-1) for k in raw])
@@ -361,10 +429,20 @@ class SimCSEGSModel(PreTrainedModel):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         token_keep: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all)."""
+        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all).
+
+        ``position_ids`` are only given for a pruned batch (its tokens keep their original positions).
+        """
         needs_all_layers = self.config.pooler_type in ("avg_top2", "avg_first_last")
-        kwargs = {"token_keep": token_keep} if token_keep is not None else {}
+        kwargs = {}
+        if token_keep is not None:
+            kwargs["token_keep"] = token_keep
+            if self.config.gs_attn_renorm:
+                kwargs["token_keep_renorm"] = True
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         out = self.backbone(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -447,30 +525,58 @@ class SimCSEGSModel(PreTrainedModel):
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
+        keep_budget: float | None = None,
+        prune: bool = False,
     ) -> torch.Tensor:
         """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
 
         Sentences are tokenised once and encoded in length-sorted batches (less padding); the head on the pooled
         vector is applied unless ``mlp_only_train`` (SimCSE's unsupervised evaluation drops it). ``keep_stats``, if
         given, accumulates the keep statistics of the encoded tokens.
+
+        ``keep_budget`` r keeps the ``ceil(r * n)`` best decided tokens of every sentence (GS: by the proxy; without
+        a proxy: by IDF or at random, per ``token_drop_heuristic``), overriding the model's own rule. ``prune``
+        removes the dropped tokens from the input instead of masking them: the same embeddings under the
+        renormalised attention (``gs_attn_renorm``), and fewer tokens to encode (:mod:`simcse_gs.pruning`).
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
+        cfg = self.config
+        if keep_budget is not None and not 0 < keep_budget <= 1:
+            raise ValueError(f"keep_budget must be in (0, 1], got {keep_budget}.")
+        budget = cfg.inference_budget if keep_budget is None else keep_budget
+        if prune and cfg.uses_token_keep and not cfg.gs_attn_renorm:
+            raise ValueError(
+                "prune=True removes the dropped tokens, which equals masking them only under the renormalised "
+                "attention (train with --gs_attn_renorm): under the original scaling a dropped key still takes "
+                "softmax mass. Encode without prune."
+            )
+        if budget is not None and not prune and not cfg.uses_token_keep:
+            raise ValueError("This model runs the stock attention, which cannot mask tokens: a keep budget needs "
+                             "prune=True (dropped tokens removed from the input).")
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
+        device = next(self.parameters()).device
+        generator = torch.Generator(device).manual_seed(0)  # the random control's keeps, the same on every call
 
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            keep = None
-            if self.config.use_gs:
-                types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
-                _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
-                if keep_stats is not None:
-                    keep_stats.update(prob, keep, decided)
-            return self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
+            ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+            type_kwargs = {"token_type_ids": types} if types is not None else {}
+            prob, keep, decided = self.inference_keep_weights(ids, mask, budget, generator, **type_kwargs)
+            if keep is None:
+                return self.embed(ids, mask, types)
+            if keep_stats is not None:
+                keep_stats.update(prob, keep, decided)
+            if not prune:
+                return self.embed(ids, mask, types, keep)
+            kept = prune_batch(keep, ids, mask, original_position_ids(self.backbone, ids), types,
+                               self.tokenizer.pad_token_id or 0)
+            return self.embed(kept["input_ids"], kept["attention_mask"], kept.get("token_type_ids"),
+                              position_ids=kept["position_ids"])
 
         was_training = self.training
         self.eval()
         out = encode_in_length_order(
-            self.tokenizer, sentences, embed_batch, self.backbone.config.hidden_size, next(self.parameters()).device,
+            self.tokenizer, sentences, embed_batch, self.backbone.config.hidden_size, device,
             batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
         )
         self.train(was_training)

@@ -40,7 +40,8 @@ class SimCSETrainer(Trainer):
         cfg = self.model.config
         self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if cfg.use_gs else None
         self.tau_unit = getattr(cfg, "tau_schedule_unit", "optimizer_step")
-        self._log_tau = cfg.use_gs and cfg.gs_estimator != "reinforce"  # REINFORCE samples Bernoulli(p): no tau
+        # REINFORCE samples Bernoulli(p) and hard-concrete gates have their own temperature: no tau to log
+        self._log_tau = cfg.use_gs and cfg.gs_estimator not in ("reinforce", "hard_concrete")
         self._micro = (-1, 0)  # (global_step, training forwards already run in that optimizer step)
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
