@@ -110,6 +110,16 @@ class EvalArguments:
         default=False, metadata={"help": "Allow custom modelling code from the hub (off by default)."}
     )
     progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars (--no_progress to hide)."})
+    keep_budget: float | None = field(
+        default=None,
+        metadata={"help": "simcse-gs checkpoints: keep the ceil(r * n) best tokens of every sentence (by the proxy, or "
+                  "by the checkpoint's IDF / random control) instead of its own inference rule."},
+    )
+    prune: bool = field(
+        default=False,
+        metadata={"help": "simcse-gs checkpoints: remove the dropped tokens from the input (exact, and faster, under "
+                  "the renormalised attention, --gs_attn_renorm) instead of masking them."},
+    )
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -291,10 +301,21 @@ def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tas
     stats = KeepStatsAccumulator()
     counts = {"sentences": 0}
 
+    selection = {}
+    if args.keep_budget is not None or args.prune:
+        if loaded.kind != "simcse_gs":
+            raise EvaluationError(f"--keep_budget and --prune select tokens of simcse-gs checkpoints; {loaded.name} is "
+                                  "a plain encoder")
+        try:
+            loaded.encoder.check_inference_options(args.keep_budget, args.prune)
+        except ValueError as exc:
+            raise EvaluationError(f"{loaded.name}: {exc}") from None
+        selection = {"keep_budget": args.keep_budget, "prune": args.prune}
+
     def encode(sentences: list[str]) -> torch.Tensor:
         counts["sentences"] += len(sentences)
         return loaded.encoder.encode(sentences, batch_size=args.batch_size, max_length=loaded.max_length,
-                                     show_progress_bar=args.progress, keep_stats=stats)
+                                     show_progress_bar=args.progress, keep_stats=stats, **selection)
 
     start = time.perf_counter()
     results = evaluate_sts(encode, task_path, tasks, splits, args.batch_size, args.progress)
@@ -383,6 +404,8 @@ def run(args: EvalArguments) -> dict[str, Any]:
         raise EvaluationError(f"--batch_size must be >= 1, got {args.batch_size}")
     if args.max_length is not None and args.max_length < 2:
         raise EvaluationError(f"--max_length must be >= 2, got {args.max_length}")
+    if args.keep_budget is not None and not 0 < args.keep_budget <= 1:
+        raise EvaluationError(f"--keep_budget must be in (0, 1], got {args.keep_budget}")
     tasks, splits = resolve_tasks(args)
     device = resolve_device(args.device)
     try:

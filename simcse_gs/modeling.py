@@ -517,6 +517,23 @@ class SimCSEGSModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ inference
 
+    def check_inference_options(self, keep_budget: float | None = None, prune: bool = False) -> float | None:
+        """Refuse an inference keep budget or pruning this model cannot apply exactly; returns the budget in force."""
+        cfg = self.config
+        if keep_budget is not None and not 0 < keep_budget <= 1:
+            raise ValueError(f"keep_budget must be in (0, 1], got {keep_budget}.")
+        budget = cfg.inference_budget if keep_budget is None else keep_budget
+        if prune and cfg.uses_token_keep and not cfg.gs_attn_renorm:
+            raise ValueError(
+                "prune=True removes the dropped tokens, which equals masking them only under the renormalised "
+                "attention (train with --gs_attn_renorm): under the original scaling a dropped key still takes "
+                "softmax mass. Encode without prune."
+            )
+        if budget is not None and not prune and not cfg.uses_token_keep:
+            raise ValueError("This model runs the stock attention, which cannot mask tokens: a keep budget needs "
+                             "prune=True (dropped tokens removed from the input).")
+        return budget
+
     @torch.inference_mode()
     def encode(
         self,
@@ -541,19 +558,7 @@ class SimCSEGSModel(PreTrainedModel):
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
-        cfg = self.config
-        if keep_budget is not None and not 0 < keep_budget <= 1:
-            raise ValueError(f"keep_budget must be in (0, 1], got {keep_budget}.")
-        budget = cfg.inference_budget if keep_budget is None else keep_budget
-        if prune and cfg.uses_token_keep and not cfg.gs_attn_renorm:
-            raise ValueError(
-                "prune=True removes the dropped tokens, which equals masking them only under the renormalised "
-                "attention (train with --gs_attn_renorm): under the original scaling a dropped key still takes "
-                "softmax mass. Encode without prune."
-            )
-        if budget is not None and not prune and not cfg.uses_token_keep:
-            raise ValueError("This model runs the stock attention, which cannot mask tokens: a keep budget needs "
-                             "prune=True (dropped tokens removed from the input).")
+        budget = self.check_inference_options(keep_budget, prune)
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
         device = next(self.parameters()).device
         generator = torch.Generator(device).manual_seed(0)  # the random control's keeps, the same on every call

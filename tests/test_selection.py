@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -259,3 +260,30 @@ def test_random_control_at_a_budget_is_reproducible(tiny_bert_dir):
 def test_bad_selection_flags_are_refused(flags, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         train.parse_args(["--output_dir", str(tmp_path / "o"), *flags])
+
+
+def test_evaluation_py_keep_budget_and_prune(tiny_bert_dir, sts_data, tmp_path, capsys):
+    import evaluation
+
+    def run(model, *flags):
+        return evaluation.main(["--model_name_or_path", str(model), "--senteval_data", sts_data, "--mode", "test",
+                                "--protocol", "simcse", "--no_progress", "--device", "cpu", *flags])
+
+    renorm = build(tiny_bert_dir, use_gs=True, pooler_type="avg", gs_attn_renorm=True)
+    renorm.save_pretrained(tmp_path / "renorm")
+    masked = run(tmp_path / "renorm", "--keep_budget", "0.5")["models"][0]
+    pruned = run(tmp_path / "renorm", "--keep_budget", "0.5", "--prune")["models"][0]
+    assert pruned["simcse"] == masked["simcse"]  # same embeddings, so the same table
+    assert 0.5 <= pruned["keep_stats"]["keep_rate"] < 0.75  # ceil(0.5 n) of n decided tokens
+    build(tiny_bert_dir, use_gs=True, pooler_type="avg").save_pretrained(tmp_path / "original")
+    for model, flags, message in [
+        (tmp_path / "original", ["--prune"], "only under the renormalised attention"),
+        (tiny_bert_dir, ["--keep_budget", "0.5"], "plain encoder"),
+        (tmp_path / "renorm", ["--keep_budget", "2"], r"--keep_budget must be in \(0, 1\]"),
+    ]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            run(model, *flags)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("evaluation.py: error:") and re.search(message, err), err
