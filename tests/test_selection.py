@@ -287,3 +287,19 @@ def test_evaluation_py_keep_budget_and_prune(tiny_bert_dir, sts_data, tmp_path, 
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("evaluation.py: error:") and re.search(message, err), err
+
+
+def test_pruned_encode_benchmark_runs_and_checks_equality(tiny_bert_dir, tmp_path):
+    import sys
+
+    from tests.conftest import REPO
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from bench.pruned_encode import main
+
+    result = main(["--quick", "--model-path", tiny_bert_dir, "--rates", "0.7", "--json", str(tmp_path / "b.json")])
+    run = result["rates"][0.7]
+    assert run["max_abs_diff"] < 1e-5 and 0.7 <= run["kept"] < 0.9
+    assert set(run["sentences_per_s"]) == {"masked", "pruned", "backbone"}
+    assert (tmp_path / "b.json").is_file() and "pruned/masked" in result["summary"][0]
