@@ -21,10 +21,11 @@ def test_config_parses(path, tmp_path):
     model_args, data_args, training_args = train.parse_args(
         [str(path), "--output_dir", str(tmp_path / "out"), "--fp16", "false"]
     )
-    assert model_args.use_gs == path.stem.endswith("-gs")
-    assert (model_args.token_drop_rate > 0) == path.stem.endswith("-random-drop")
+    assert model_args.use_gs == path.stem.endswith(("-gs", "-topk", "-hard-concrete"))  # the learned proxies
+    assert (model_args.token_drop_rate > 0) == path.stem.endswith("-drop")  # the random / IDF controls
     assert data_args.max_seq_length == 32 and model_args.temp == 0.05
-    assert data_args.train_file.endswith(".txt" if "unsup" in path.stem else ".csv")
+    supervised = f"-{path.stem}".count("-sup-") > 0  # NLI triples; the rest train on Wikipedia sentences
+    assert data_args.train_file.endswith(".csv" if supervised else ".txt")
 
 
 @pytest.mark.parametrize("folder", ["original", "simcse-paper"])
