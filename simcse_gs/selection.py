@@ -59,7 +59,8 @@ def budget_keep(scores: torch.Tensor, decided: torch.Tensor, rate: float) -> tor
 
 def relaxed_topk(scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, tau: float) -> torch.Tensor:
     """Continuous relaxation of a k-subset (Xie & Ermon, 2019): the sum of ``k`` successive softmaxes, each over the
-    scores with the mass already chosen taken out. Rows may have different ``k``. The sum can exceed 1 for a
+    scores with the mass already chosen taken out (as a constant: gradients flow through each softmax, not through the
+removal, whose derivative -1 / (1 - a) explodes for a confident choice). Rows may have different ``k``. The sum can exceed 1 for a
     dominant token at a high ``tau``; it is clipped to [0, 1] (a keep weight), so a row sums to at most ``k[b]``,
     and exactly ``k[b]`` in the limit of a low ``tau``, where it becomes the hard top-k."""
     logits = scores.float().masked_fill(~decided.bool(), float("-inf"))
@@ -67,8 +68,8 @@ def relaxed_topk(scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, t
     khot = torch.zeros_like(logits)
     onehot = torch.zeros_like(logits)
     for i in range(int(k.max())):
-        if i > 0:
-            logits = logits + torch.log1p(-onehot.clamp(max=1 - _EPS))
+        if i > 0:  # no gradient through the mask update: d log(1 - a) / da = -1 / (1 - a) explodes as a -> 1
+            logits = logits + torch.log1p(-onehot.detach().clamp(max=1 - _EPS))
         onehot = torch.softmax(logits / tau, dim=-1)
         khot = khot + onehot * (i < k).to(khot.dtype)[:, None]
     return (khot * decided.to(khot.dtype)).clamp(max=1.0)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The token-selection experiment of docs/RESULTS.md: STS (SimCSE's test protocol) against the inference keep rate r
+# for learned selection (topk, hard-concrete), the IDF heuristic and random dropping, each trained and evaluated at
+# the same r, in the [CLS] setting on the packaged MiniLM (configs/cpu-minilm-cls-*.yaml); r = 1 is plain SimCSE.
+# Seeds run in the outer loop so that a stopped run leaves a balanced table; re-running skips finished runs.
+#   bash scripts/selection_experiment.sh      # RATES="0.9 0.8 0.7 0.6" SEEDS="1 2 3" STEPS=60 OUTPUT_ROOT=results/selection
+# Small result files are copied to docs/results/<basename of OUTPUT_ROOT>/; then:
+#   python scripts/make_table.py docs/results/selection
+#   python scripts/plot_pareto.py docs/results/selection --output docs/figures/keep_pareto.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATES="${RATES:-0.9 0.8 0.7 0.6}"; SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-60}"
+METHODS="${METHODS:-topk hard-concrete idf-drop random-drop}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/selection}"
+keep_dir="docs/results/$(basename "$OUTPUT_ROOT")"
+
+run() {  # run NAME CONFIG SEED EVAL_FLAGS [train.py flags...]
+  local name="$1" config="$2" seed="$3" eval_flags="$4"; shift 4
+  bash scripts/run_experiment.sh "$config" --seeds "$seed" --output_root "$OUTPUT_ROOT" --name "$name" \
+    --eval_flags "--protocol simcse --no_progress $eval_flags" -- --max_steps "$STEPS" "$@"
+  mkdir -p "$keep_dir/$name/seed$seed"
+  cp "$OUTPUT_ROOT/$name/seed$seed/eval_test.json" "$OUTPUT_ROOT/$name/seed$seed/trainer_state.json" \
+    "$keep_dir/$name/seed$seed/"
+}
+
+for seed in $SEEDS; do
+  run "simcse-r1.0" configs/cpu-minilm-cls-simcse.yaml "$seed" ""
+  for r in $RATES; do
+    q=$(python -c "print(round(1 - $r, 6))")
+    for method in $METHODS; do
+      case "$method" in
+        topk|hard-concrete) flags=(--gs_target_keep_rate "$r") ;;
+        idf-drop|random-drop) flags=(--token_drop_rate "$q") ;;
+        *) echo "error: unknown method '$method' (topk, hard-concrete, idf-drop, random-drop)" >&2; exit 2 ;;
+      esac
+      run "$method-r$r" "configs/cpu-minilm-cls-$method.yaml" "$seed" "--keep_budget $r --prune" "${flags[@]}"
+    done
+  done
+done
+python scripts/make_table.py "$keep_dir"
