@@ -59,10 +59,10 @@ def budget_keep(scores: torch.Tensor, decided: torch.Tensor, rate: float) -> tor
 
 def relaxed_topk(scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, tau: float) -> torch.Tensor:
     """Continuous relaxation of a k-subset (Xie & Ermon, 2019): the sum of ``k`` successive softmaxes, each over the
-    scores with the mass already chosen taken out (as a constant: gradients flow through each softmax, not through the
-removal, whose derivative -1 / (1 - a) explodes for a confident choice). Rows may have different ``k``. The sum can exceed 1 for a
-    dominant token at a high ``tau``; it is clipped to [0, 1] (a keep weight), so a row sums to at most ``k[b]``,
-    and exactly ``k[b]`` in the limit of a low ``tau``, where it becomes the hard top-k."""
+    scores with the mass already chosen taken out (as a constant: gradients flow through each softmax, not through
+    the removal, whose derivative -1 / (1 - a) explodes for a confident choice). Rows may have different ``k``. The
+    sum can exceed 1 for a dominant token at a high ``tau``; it is clipped to [0, 1] (a keep weight), so a row sums
+    to at most ``k[b]``, and exactly ``k[b]`` in the limit of a low ``tau``, where it becomes the hard top-k."""
     logits = scores.float().masked_fill(~decided.bool(), float("-inf"))
     logits = logits.masked_fill(~decided.bool().any(dim=-1, keepdim=True), 0.0)  # no decided token: no NaN rows
     khot = torch.zeros_like(logits)
