@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     parser.add_argument("--max_png_sentences", type=int, default=50, help="Rows in the PNG (the HTML has all).")
     parser.add_argument("--max_length", type=int, default=None, help="Truncate longer sentences (tokens).")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--keep_budget", type=float, default=None,
+                        help="Keep the ceil(r * n) best tokens of every sentence instead of the rule p >= 0.5.")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: where the model loads, CPU).")
     args = parser.parse_args(argv)
 
@@ -47,7 +49,11 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     except (ValueError, OSError) as err:  # OSError: FileNotFoundError, simcse_gs.checkpoint.CheckpointError
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    maps = compute_keep_maps(model, sentences, args.batch_size, args.max_length)
+    try:
+        maps = compute_keep_maps(model, sentences, args.batch_size, args.max_length, args.keep_budget)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     paths = write_keep_maps(maps, args.output_dir, title=f"keep map: {args.model_name_or_path}",
                             max_png_sentences=args.max_png_sentences)
     decided = sum(sum(m.decided) for m in maps)

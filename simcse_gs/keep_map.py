@@ -85,10 +85,15 @@ def _display(tokenizer, token: str) -> str:
 
 @torch.inference_mode()
 def compute_keep_maps(
-    model: SimCSEGSModel, sentences: Sequence[str], batch_size: int = 32, max_length: int | None = None
+    model: SimCSEGSModel, sentences: Sequence[str], batch_size: int = 32, max_length: int | None = None,
+    keep_budget: float | None = None,
 ) -> list[KeepMap]:
-    """Per-sentence tokens and keep probabilities under the proxy, in input order (the model is left as found)."""
+    """Per-sentence tokens and keep probabilities under the proxy, in input order (the model is left as found).
+
+    ``kept`` follows the model's inference rule, or with ``keep_budget`` r the ``ceil(r * n)`` best decided tokens.
+    """
     check_gs_model(model)
+    budget = model.check_inference_options(keep_budget)
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
@@ -104,7 +109,7 @@ def compute_keep_maps(
                               return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
             types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
-            _, prob, keep, decided = model.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
+            _, prob, keep, decided = model.score_tokens(batch["input_ids"], batch["attention_mask"], budget, **types)
             for i, sentence in enumerate(chunk):
                 real = batch["attention_mask"][i].bool()
                 ids = batch["input_ids"][i][real].tolist()
@@ -192,7 +197,8 @@ body {{ font-family: sans-serif; margin: 1.5em; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Background: the proxy's keep probability p (red 0, yellow 0.5, green 1). Struck through: dropped by the inference
-rule (p &lt; 0.5). Grey: forced (special tokens), not decided by the proxy. Hover a token for p.</p>
+rule (p &lt; 0.5, or outside the keep budget's best ceil(r n) tokens). Grey: forced (special tokens), not decided by
+the proxy. Hover a token for p.</p>
 <p class="legend">{"".join(f'<span style="background:{_colour(v / 4)}">{v / 4:.2f}</span>' for v in range(5))}</p>
 {"".join(rows)}
 </body></html>

@@ -306,3 +306,43 @@ def test_pruned_encode_benchmark_runs_and_checks_equality(tiny_bert_dir, tmp_pat
     assert run["max_abs_diff"] < 1e-5 and 0.7 <= run["kept"] < 0.9
     assert set(run["sentences_per_s"]) == {"masked", "pruned", "backbone"}
     assert (tmp_path / "b.json").is_file() and "pruned/masked" in result["summary"][0]
+
+
+def test_keep_maps_at_a_budget(tiny_bert_dir):
+    from simcse_gs.keep_map import compute_keep_maps
+
+    model = build(tiny_bert_dir, use_gs=True, pooler_type="avg", gs_attn_renorm=True)
+    with torch.no_grad():
+        model.proxy.head.weight.normal_(0, 1.0)
+    maps = compute_keep_maps(model, LONG, keep_budget=0.5)
+    for m in maps:
+        n = sum(m.decided)
+        assert sum(k and d for k, d in zip(m.kept, m.decided)) == math.ceil(0.5 * n)
+        kept_p = [p for p, k, d in zip(m.keep_prob, m.kept, m.decided) if d and k]
+        dropped_p = [p for p, k, d in zip(m.keep_prob, m.kept, m.decided) if d and not k]
+        assert not dropped_p or min(kept_p) >= max(dropped_p)  # the most probable tokens are the kept ones
+    with pytest.raises(ValueError, match="keep_budget must be in"):
+        compute_keep_maps(model, LONG, keep_budget=1.5)
+
+
+def test_pareto_table_and_figure(tmp_path):
+    import runpy
+
+    from tests.conftest import REPO
+
+    def write(group: str, seed: int, avg: float, kept: float | None) -> None:
+        folder = tmp_path / group / f"seed{seed}"
+        folder.mkdir(parents=True)
+        record = {"simcse": {"avg": avg}, "keep_stats": {"keep_rate": kept} if kept is not None else None}
+        (folder / "eval_test.json").write_text(json.dumps({"models": [record]}))
+
+    for seed, base in ((1, 80.0), (2, 81.0)):
+        write("simcse-r1.0", seed, base, None)
+        write("topk-r0.7", seed, base - 1, 0.72)
+        write("random-drop-r0.7", seed, base - 3, 0.71)
+    main = runpy.run_path(str(REPO / "scripts" / "plot_pareto.py"))["main"]
+    text = main([str(tmp_path), "--output", str(tmp_path / "fig.png")])
+    assert "| 1 | 80.50 ± 0.71 (n=2) | 80.50 ± 0.71 (n=2) |" in text  # r = 1: plain SimCSE, for every method
+    assert "| 0.7 | 79.50 ± 0.71 (n=2) | 77.50 ± 0.71 (n=2) |" in text
+    assert "| 0.7 | 72.0 | 71.0 |" in text
+    assert (tmp_path / "fig.png").stat().st_size > 1000
