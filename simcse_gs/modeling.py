@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -28,7 +30,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from transformers.utils import ModelOutput
 
 from .attention import check_supported, enable_token_keep
-from .encoding import encode_in_length_order
+from .encoding import check_extra_encode_kwargs, encode_in_length_order, finish_embeddings, sentence_list
 from .estimators import (
     check_estimator,
     keep_log_prob,
@@ -413,44 +415,70 @@ class SimCSEGSModel(PreTrainedModel):
 
     # ------------------------------------------------------------------ inference
 
+    def encode_batch(
+        self, batch: dict[str, torch.Tensor], keep_stats: KeepStatsAccumulator | None = None
+    ) -> torch.Tensor:
+        """Sentence vectors of one tokenised batch as :meth:`encode` gives them (call in eval mode): the inference
+        keep rule under GS, the MLP head only where SimCSE evaluates with it. The sentence-transformers module of
+        an export (:mod:`simcse_gs.st_module`) calls this too, so both encode alike."""
+        keep = None
+        if self.config.use_gs:
+            types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
+            _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
+            if keep_stats is not None:
+                keep_stats.update(prob, keep, decided)
+        return self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
+
     @torch.inference_mode()
     def encode(
         self,
-        sentences: Sequence[str],
+        sentences: str | Sequence[str],
         batch_size: int = 64,
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
-    ) -> torch.Tensor:
-        """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor | np.ndarray:
+        """Sentence embeddings [N, H] (float32, CPU tensor) in input order, with the inference keep rule under GS.
 
         Sentences are tokenised once and encoded in length-sorted batches (less padding); the MLP head is
         applied only for ``cls`` without ``mlp_only_train``, as SimCSE evaluates. ``keep_stats``, if given,
         accumulates the keep statistics of the encoded tokens.
+
+        sentence-transformers' calling convention also works (what MTEB and similar tools call): a single string
+        gives one vector [H]; ``convert_to_numpy=True`` a numpy array (``convert_to_tensor=True`` keeps the
+        tensor); ``normalize_embeddings=True`` L2-normalises; ``prompt`` is prepended to every sentence; other
+        keyword arguments (``prompt_name``, ``task_name``, ...) are accepted and ignored.
         """
+        check_extra_encode_kwargs(kwargs)
+        sentences, single = sentence_list(sentences, prompt)
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
-
-        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            keep = None
-            if self.config.use_gs:
-                types = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
-                _, prob, keep, decided = self.score_tokens(batch["input_ids"], batch["attention_mask"], **types)
-                if keep_stats is not None:
-                    keep_stats.update(prob, keep, decided)
-            return self.embed(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), keep)
-
         was_training = self.training
         self.eval()
         out = encode_in_length_order(
-            self.tokenizer, sentences, embed_batch, self.backbone.config.hidden_size, next(self.parameters()).device,
+            self.tokenizer, sentences, lambda batch: self.encode_batch(batch, keep_stats),
+            self.backbone.config.hidden_size, next(self.parameters()).device,
             batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
         )
         self.train(was_training)
-        return out
+        return finish_embeddings(out, single, convert_to_numpy, convert_to_tensor, normalize_embeddings)
 
 
-# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints.
-AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
-AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)
+# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints. The copy of this file
+# that a checkpoint carries (below) is imported as ``transformers_modules.*`` and leaves the registry alone, so
+# loading a checkpoint's code never replaces the installed package's classes.
+if not __name__.startswith("transformers_modules."):
+    AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
+    AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)
+
+
+# Checkpoints carry this file and the modules it imports (``auto_map`` in config.json), so that
+# ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` loads them where simcse_gs is not installed.
+SimCSEGSConfig.register_for_auto_class()
+SimCSEGSModel.register_for_auto_class("AutoModel")
