@@ -233,7 +233,9 @@ class SimCSEGSModel(PreTrainedModel):
         except SafetensorError as err:
             raise CheckpointError(f"{path}: damaged safetensors weights ({err}). Copy or download it again.") from err
         try:  # local folder or hub repo: the tokenizer is saved beside the weights
-            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path)
+            # config= : AutoTokenizer would read config.json again, and where simcse_gs is not imported (loading
+            # through auto_map) it would ask whether to trust the folder's code a second time.
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config)
         except (OSError, ValueError):
             model.tokenizer = None  # encode() then says how to fix it
         return model
