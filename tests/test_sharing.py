@@ -55,8 +55,8 @@ def run_without_simcse_gs(code: str, cwd: Path) -> subprocess.CompletedProcess:
                "    pass\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_MODULES_CACHE=str(cwd / "hf_modules"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-    return subprocess.run([sys.executable, "-I", "-S", "-c", prelude + code], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-I", "-S", "-c", prelude + code], cwd=cwd, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
 
 
 def assert_carries_its_code(folder: Path) -> None:
