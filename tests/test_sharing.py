@@ -163,6 +163,8 @@ def test_gs_export_needs_trust_remote_code_and_survives_a_sentence_transformers_
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         SentenceTransformer(str(tmp_path / "e"), device="cpu")
     st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")
+    assert type(st[0].model).__module__.startswith("transformers_modules.")  # the folder's code ran ...
+    assert type(AutoModel.from_pretrained(tmp_path / "e")) is SimCSEGSModel  # ... and left our registry alone
     st.save(str(tmp_path / "resaved"))
     again = SentenceTransformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu")
     torch.testing.assert_close(again.encode(SENTENCES, convert_to_tensor=True), model.encode(SENTENCES), atol=1e-5,
