@@ -28,7 +28,7 @@ def mask_tokens(
     input_ids: torch.Tensor, tokenizer: PreTrainedTokenizerBase, probability: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking, by transformers' ``DataCollatorForLanguageModeling``: pick ``probability`` of the tokens that
-    are not special tokens (padding included), of those 80% -> [MASK], 10% -> a random token, 10% unchanged.
+    are not special tokens ([PAD] is one), of those 80% -> [MASK], 10% -> a random token, 10% unchanged.
     Returns (masked ids, labels with -100 where nothing is predicted), shaped like ``input_ids`` (any leading dims).
     """
     if tokenizer.mask_token_id is None:

@@ -125,7 +125,6 @@ class SimCSETrainer(Trainer):
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return super().create_optimizer(model)
 
-
     # ------------------------------------------------------------------ model card
 
     def write_model_card(self, folder: str | None = None) -> None:
