@@ -3,10 +3,11 @@
     python scripts/mteb_sts.py --model_name_or_path outputs/unsup-gs --senteval_data ../shared/data/downstream
 
 MTEB (>= 2, ``pip install mteb``) evaluates the model as a user would run it: as a ``SentenceTransformer``
-(``trust_remote_code=True``; a checkpoint folder is exported to a temporary folder first, a GS model with its
-proxy). The task reads STS-B test from the local SentEval files (MTEB's own STSBenchmark task downloads it from
-the Hub), with the sentences SentEval encodes (whitespace-joined tokens). Our number is the STS-B test Spearman
-of :func:`simcse_gs.sts_eval.evaluate_sts` with :meth:`SimCSEGSModel.encode`. Both are cosine Spearman x 100.
+(``trust_remote_code=True`` on an export this script writes to a temporary folder, a GS model with its proxy, so
+the code that runs is this package's own, not the input folder's). The task reads STS-B test from the local
+SentEval files (MTEB's own STSBenchmark task downloads it from the Hub), with the sentences SentEval encodes
+(whitespace-joined tokens). Our number is the STS-B test Spearman of :func:`simcse_gs.sts_eval.evaluate_sts` with
+:meth:`SimCSEGSModel.encode`. Both are cosine Spearman x 100.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import argparse
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 import senteval
 from simcse_gs.export import export_model
@@ -72,11 +72,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ours = 100 * float(results["STSBenchmark"]["test"]["spearman"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.model_name_or_path
-        if not (Path(folder) / "modules.json").is_file():
-            folder = os.path.join(tmp, "export")
-            export_model(model, folder)
-        st = SentenceTransformer(folder, trust_remote_code=True, device=str(model.device))
+        # Export even an export: the folder then holds this package's own code, never code that came with the input.
+        folder = os.path.join(tmp, "export")
+        export_model(model, folder)
+        st = SentenceTransformer(folder, trust_remote_code=True, device=str(model.device))  # own code
         run = mteb.evaluate(st, local_stsb_task(task_path), cache=None, show_progress_bar=False,
                             encode_kwargs={"batch_size": args.batch_size})
     theirs = 100 * float(run.task_results[0].scores["test"][0]["cosine_spearman"])

@@ -105,7 +105,7 @@ torch.save(out, "encodings.pt")
     done = run_without_simcse_gs(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Do you wish to run the custom code" not in done.stdout + done.stderr  # no second trust prompt
-    theirs = torch.load(tmp_path / "encodings.pt")
+    theirs = torch.load(tmp_path / "encodings.pt", weights_only=True)
     for folder in folders:
         ours = SimCSEGSModel.from_pretrained(folder).encode(SENTENCES)
         torch.testing.assert_close(theirs[str(folder)], ours, atol=1e-6, rtol=0)
@@ -145,7 +145,7 @@ def test_gs_export_runs_the_proxy_in_sentence_transformers(request, tmp_path, fi
     assert result.warnings == [] and result.st_module == "st_module.SimCSEGSEncoder"
     assert json.loads((tmp_path / "e" / "modules.json").read_text())[0]["type"] == "st_module.SimCSEGSEncoder"
     ours = model.encode(SENTENCES)
-    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")
+    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
     torch.testing.assert_close(st.encode(SENTENCES, convert_to_tensor=True), ours, atol=1e-5, rtol=0)
     assert st.get_embedding_dimension() == ours.shape[1]
     enc = model.tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -162,11 +162,11 @@ def test_gs_export_needs_trust_remote_code_and_survives_a_sentence_transformers_
     export_model(model, tmp_path / "e")
     with pytest.raises(ValueError, match="trust_remote_code=True"):
         SentenceTransformer(str(tmp_path / "e"), device="cpu")
-    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")
+    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
     assert type(st[0].model).__module__.startswith("transformers_modules.")  # the folder's code ran ...
     assert type(AutoModel.from_pretrained(tmp_path / "e")) is SimCSEGSModel  # ... and left our registry alone
     st.save(str(tmp_path / "resaved"))
-    again = SentenceTransformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu")
+    again = SentenceTransformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu")  # own code
     torch.testing.assert_close(again.encode(SENTENCES, convert_to_tensor=True), model.encode(SENTENCES), atol=1e-5,
                                rtol=0)
 
