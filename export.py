@@ -1,6 +1,7 @@
-"""Export a checkpoint's encoder as a Hugging Face + sentence-transformers folder (the GS proxy is dropped).
+"""Export a checkpoint as a sentence-transformers + Hugging Face folder (a GS model keeps its proxy).
 
     python export.py --model_name_or_path outputs/unsup-simcse --output_dir exported/unsup-simcse
+    python export.py --model_name_or_path outputs/unsup-gs --output_dir exported/unsup-gs   # trust_remote_code
     python export.py --model_name_or_path outputs/avg-top2 --output_dir exported/avg-top2 --format hf
 
 See :mod:`simcse_gs.export` and docs/RESEARCH_TOOLS.md.
@@ -22,11 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS, default="st",
                         help="st: Hugging Face + sentence-transformers files (default); hf: Hugging Face files only.")
     parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output_dir.")
+    parser.add_argument("--drop_proxy", action="store_true",
+                        help="GS checkpoints: export the backbone alone with stock classes (no custom code). It keeps "
+                             "every token, so its embeddings differ from the GS model's.")
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below, prominently
         try:
-            result = export_model(args.model_name_or_path, args.output_dir, args.format, args.overwrite)
+            result = export_model(args.model_name_or_path, args.output_dir, args.format, args.overwrite,
+                                  args.drop_proxy)
         except (ValueError, OSError) as err:  # OSError: FileExistsError, a missing or damaged checkpoint
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -34,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: {message}", file=sys.stderr)
     pooling = f", sentence-transformers pooling '{result.st_pooling}'" if result.st_pooling else ""
     dense = " + Dense(tanh) MLP" if result.dense else ""
+    if result.st_module:
+        pooling = (f", sentence-transformers module {result.st_module} (proxy and inference keep rule; load with "
+                   "trust_remote_code=True)")
     print(f"Exported pooler '{result.pooler_type}'{pooling}{dense} to {result.output_dir}:")
     for name in result.files:
         print(f"  {name}")

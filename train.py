@@ -26,6 +26,8 @@ from simcse_gs.sts_eval import STSEvaluator
 from simcse_gs.trainer import NonFiniteLossError, SimCSETrainer
 
 logger = logging.getLogger("train")
+OBJECTIVES = {1: "unsupervised (each sentence twice, dropout as noise)", 2: "supervised pairs",
+              3: "supervised pairs with a hard negative"}
 
 
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SimCSETrainingArguments]:
@@ -90,7 +92,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
     with training_args.main_process_first(desc="tokenizing the training file"):
         train_dataset = load_train_dataset(data_args.train_file, tokenizer, data_args.max_seq_length,
                                            data_args.preprocessing_num_workers, model_args.cache_dir)
-    check_last_batch(len(train_dataset), len(train_dataset[0]["input_ids"]), training_args)
+    n_sent = len(train_dataset[0]["input_ids"])
+    check_last_batch(len(train_dataset), n_sent, training_args)
     if model.config.token_drop_heuristic == "idf":  # the heuristic's table comes from the training file
         model.idf.copy_(idf_from_dataset(train_dataset, model.backbone.config.vocab_size))
     return SimCSETrainer(
@@ -101,11 +104,14 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
                                      data_args.max_seq_length if data_args.pad_to_max_length else None),
         processing_class=tokenizer,
         sts_evaluator=evaluator,
+        model_card_data={"train_file": data_args.train_file, "examples": len(train_dataset),
+                         "objective": OBJECTIVES[n_sent], "max_seq_length": data_args.max_seq_length},
     )
 
 
 def train_and_save(trainer: SimCSETrainer) -> dict:
-    """Train (resuming if asked), save the model and the state, evaluate; returns the metrics."""
+    """Train (resuming if asked), save the model and the state, evaluate, write the model card (and push it with
+    the model under ``--push_to_hub``); returns the metrics."""
     training_args, evaluator = trainer.args, trainer.sts_evaluator
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
@@ -116,6 +122,10 @@ def train_and_save(trainer: SimCSETrainer) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_metrics("all", metrics)
         logger.info("Finished. Model in %s; metrics: %s", training_args.output_dir, json.dumps(metrics))
+    if training_args.push_to_hub:  # the card now holds the final evaluation
+        trainer.push_to_hub(commit_message="End of training")
+    else:
+        trainer.create_model_card()
     return metrics
 
 

@@ -1,9 +1,16 @@
-"""Inference batching shared by every encoder: tokenise once, encode in token-length order, restore input order."""
+"""Inference batching shared by every encoder: tokenise once, encode in token-length order, restore input order.
+
+Also the calling convention of ``encode`` that sentence-transformers and MTEB callers use (a single string or a
+list, ``convert_to_numpy`` / ``convert_to_tensor``, ``normalize_embeddings``, ``prompt``), in one place for both
+encoders.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -34,3 +41,40 @@ def encode_in_length_order(
         batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in names}, return_tensors="pt")
         out[idx] = embed_batch({k: v.to(device) for k, v in batch.items()}).float().cpu()
     return out
+
+
+def sentence_list(sentences: str | Sequence[str], prompt: str | None = None) -> tuple[list[str], bool]:
+    """The input as a list and whether it was one string (which sentence-transformers encodes as one sentence,
+    not as its characters), with ``prompt`` prepended to each sentence as sentence-transformers does."""
+    single = isinstance(sentences, str)
+    if single:
+        sentences = [sentences]
+    elif not isinstance(sentences, Sequence) or any(not isinstance(s, str) for s in sentences):
+        raise TypeError("encode() takes a string or a list of strings.")
+    return [prompt + s for s in sentences] if prompt else list(sentences), single
+
+
+def check_extra_encode_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Extra keyword arguments (MTEB's ``prompt_name``, ``task_name``, ...) are ignored; refuse the one that would
+    ask for a different output than sentence vectors."""
+    output_value = kwargs.get("output_value", "sentence_embedding")
+    if output_value not in (None, "sentence_embedding"):
+        raise ValueError(f"encode() gives sentence embeddings only; output_value='{output_value}' is not supported.")
+
+
+def finish_embeddings(
+    embeddings: torch.Tensor,
+    single: bool = False,
+    convert_to_numpy: bool = False,
+    convert_to_tensor: bool = False,
+    normalize_embeddings: bool = False,
+) -> torch.Tensor | np.ndarray:
+    """L2-normalise if asked, unwrap a single sentence, and convert: a float32 CPU tensor unless only
+    ``convert_to_numpy`` is set (``convert_to_tensor`` wins when both are, as in sentence-transformers)."""
+    if normalize_embeddings:
+        embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=-1)
+    if single:
+        embeddings = embeddings[0]
+    if convert_to_numpy and not convert_to_tensor:
+        return embeddings.numpy()
+    return embeddings

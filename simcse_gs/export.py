@@ -1,7 +1,6 @@
-"""Export a trained checkpoint's backbone (with its pooler) as a plain Hugging Face model and a sentence-transformers
-model, in one folder.
+"""Export a trained checkpoint as a sentence-transformers model and a Hugging Face model, in one folder.
 
-The folder is both:
+For plain SimCSE (and with ``drop_proxy``) the folder is both:
 
 * a Hugging Face model folder (``config.json``, ``model.safetensors``, tokenizer): ``AutoModel.from_pretrained``
   loads the backbone with stock attention. With a ``cls`` pooler the trained MLP head (Linear + Tanh) is written
@@ -11,22 +10,31 @@ The folder is both:
   output is the sentence embedding;
 * a sentence-transformers folder (``modules.json``, ``sentence_bert_config.json``, ``1_Pooling/config.json`` and,
   when the MLP is used at inference, ``2_Dense`` with Tanh): ``SentenceTransformer(path).encode`` gives the same
-  embeddings as :meth:`SimCSEGSModel.encode` for plain SimCSE.
+  embeddings as :meth:`SimCSEGSModel.encode` for plain SimCSE. Without an MLP, ``sentence_bert_config.json`` asks
+  for the encoder without its pooling layer (``model_args``), so loading reports no missing pooler weights.
 
 Pooler mapping: ``cls`` (MLP at inference, i.e. without ``mlp_only_train``) = CLS pooling + Dense(tanh); ``cls``
 with ``mlp_only_train`` and ``cls_before_pooler`` = CLS pooling; ``avg`` = mean pooling. ``avg_top2`` and
 ``avg_first_last`` mix hidden layers, which sentence-transformers' Pooling cannot express: ``fmt="st"`` refuses
 them, ``fmt="hf"`` writes the Hugging Face files only.
 
-GS checkpoints: the export drops the proxy. The exported encoder keeps every token, so its embeddings are those of
-the backbone with nothing dropped, not what ``encode`` gives under the inference keep rule. A warning says so,
-and so does the README in the folder.
+GS checkpoints keep their proxy: stock modules cannot run it, so the folder is the whole SimCSE-GS model (weights
+with the proxy, config with ``auto_map``, the modelling code) plus, for ``fmt="st"``, ``modules.json`` naming one
+custom module, :class:`simcse_gs.st_module.SimCSEGSEncoder` (copied in as ``st_module.py``). Then
+``SentenceTransformer(path, trust_remote_code=True)`` and ``AutoModel.from_pretrained(path, trust_remote_code=True)``
+encode exactly as :meth:`SimCSEGSModel.encode` does, inference keep rule included, for every pooler.
+``drop_proxy=True`` (``--drop_proxy``) writes the backbone alone as above instead, with stock classes only: it keeps
+every token, so its embeddings differ from ``encode``; a warning says so, and so does the README.
+
+Every folder gets a model card (:mod:`simcse_gs.model_card`) carrying the training facts of the checkpoint's own
+card.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +42,19 @@ from pathlib import Path
 from safetensors.torch import save_file
 from transformers import AutoModel
 
+from .model_card import gs_export_usage, read_card_facts, write_model_card
 from .modeling import SimCSEGSConfig, SimCSEGSModel, _encoder_config
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
 FIRST_TOKEN_POOLERS = ("cls", "cls_before_pooler")
 FORMATS = ("st", "hf")
 GS_WARNING = (
-    "This is a Gumbel-Softmax (use_gs) checkpoint: the export drops the token-keep proxy. The exported encoder "
-    "keeps EVERY token, so its embeddings differ from SimCSEGSModel.encode (which drops tokens with keep "
-    "probability < 0.5). Use SimCSEGSModel.from_pretrained(checkpoint) to get the GS model's own embeddings."
+    "This is a Gumbel-Softmax (use_gs) checkpoint exported with drop_proxy: the export drops the token-keep proxy. "
+    "The exported encoder keeps EVERY token, so its embeddings differ from SimCSEGSModel.encode (which drops tokens "
+    "with keep probability < 0.5). Export without --drop_proxy to keep the proxy."
 )
+ST_MODULE_FILE = "st_module.py"
+ST_MODULE_TYPE = "st_module.SimCSEGSEncoder"
 
 
 @dataclass
@@ -52,6 +63,7 @@ class ExportResult:
     pooler_type: str
     st_pooling: str | None
     dense: bool
+    st_module: str | None = None  # the custom sentence-transformers module of a GS export (with its proxy)
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -70,17 +82,19 @@ def _load(model_or_path: SimCSEGSModel | str | os.PathLike) -> SimCSEGSModel:
 
 def export_model(
     model_or_path: SimCSEGSModel | str | os.PathLike, output_dir: str | os.PathLike, fmt: str = "st",
-    overwrite: bool = False,
+    overwrite: bool = False, drop_proxy: bool = False,
 ) -> ExportResult:
-    """Write the backbone (+ pooler) of a checkpoint to ``output_dir``; see the module docstring for what."""
+    """Write a checkpoint to ``output_dir`` for sentence-transformers and transformers; see the module docstring."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got '{fmt}'.")
     model = _load(model_or_path)
     cfg = model.config
     if model.tokenizer is None:
         raise ValueError("The model has no tokenizer attached: export a checkpoint folder (it holds the tokenizer).")
+    # the whole model whenever inference drops tokens: the GS proxy, or a control's keep budget (IDF / random)
+    with_proxy = (cfg.use_gs or cfg.inference_budget is not None) and not drop_proxy
     pooler = cfg.pooler_type
-    if fmt == "st" and pooler not in ST_POOLING:
+    if fmt == "st" and pooler not in ST_POOLING and not with_proxy:
         raise ValueError(
             f"The '{pooler}' pooler averages two hidden layers, which sentence-transformers' Pooling cannot express. "
             "Export with fmt='hf' (--format hf) for the Hugging Face files only and pool as the README says."
@@ -90,6 +104,34 @@ def export_model(
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder or pass overwrite=True.")
     out.mkdir(parents=True, exist_ok=True)
 
+    source = None if isinstance(model_or_path, SimCSEGSModel) else str(model_or_path)
+    if with_proxy:
+        result = ExportResult(str(out), pooler, None, False)
+        _write_gs_model(out, model, fmt, result)
+    else:
+        result = _write_backbone(out, model, fmt)
+        if cfg.use_gs:
+            result.warnings.append(GS_WARNING)
+            warnings.warn(GS_WARNING, UserWarning, stacklevel=2)
+    facts = read_card_facts(source) if source else {}
+    title = "SimCSE-GS sentence encoder (export)" if with_proxy else "Exported SimCSE encoder"
+    intro = [f"Exported by `simcse_gs.export` from `{source or 'an in-memory SimCSEGSModel'}`.", ""]
+    if cfg.use_gs and not with_proxy:
+        intro += ["**Warning: the token-keep proxy is not exported.** " + GS_WARNING, ""]
+    if cfg.token_drop_rate > 0 and cfg.inference_budget is None:
+        intro += [f"Trained with the {cfg.token_drop_heuristic}-drop control (`token_drop_rate` "
+                  f"{cfg.token_drop_rate}); it drops nothing at inference, so the export is exact.", ""]
+    usage = gs_export_usage() if with_proxy else _plain_usage(model, result)
+    library = "sentence-transformers" if fmt == "st" else "transformers"
+    write_model_card(out, cfg, title, usage, facts, library_name=library, intro=intro)
+    result.files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    return result
+
+
+def _write_backbone(out: Path, model: SimCSEGSModel, fmt: str) -> ExportResult:
+    """The backbone (+ the MLP as its pooler) with stock classes, and stock sentence-transformers modules."""
+    cfg = model.config
+    pooler = cfg.pooler_type
     has_mlp = model.mlp is not None
     dense = has_mlp and not cfg.mlp_only_train  # the head is part of the inference embedding
     # BERT's and RoBERTa's own pooler is Linear + Tanh over the first token: it can hold the head of a first-token
@@ -109,17 +151,23 @@ def export_model(
         plain.pooler.dense.load_state_dict(model.mlp.dense.state_dict())
     plain.save_pretrained(out)
     model.tokenizer.save_pretrained(out)
-
-    result = ExportResult(str(out), pooler, ST_POOLING.get(pooler) if fmt == "st" else None, dense and fmt == "st")
+    result = ExportResult(str(out), cfg.pooler_type, ST_POOLING.get(cfg.pooler_type) if fmt == "st" else None,
+                          dense and fmt == "st")
     if fmt == "st":
         _write_sentence_transformers(out, model, result)
-    if cfg.use_gs:
-        result.warnings.append(GS_WARNING)
-        warnings.warn(GS_WARNING, UserWarning, stacklevel=2)
-    (out / "README.md").write_text(_readme(model, result, str(model_or_path) if not isinstance(
-        model_or_path, SimCSEGSModel) else None), encoding="utf-8")
-    result.files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     return result
+
+
+def _write_gs_model(out: Path, model: SimCSEGSModel, fmt: str, result: ExportResult) -> None:
+    """The whole model with its code; for ``st`` also the custom module that runs it in sentence-transformers."""
+    model.save_pretrained(out)  # weights with the proxy, config with auto_map, modelling code, tokenizer
+    if fmt == "st":
+        shutil.copyfile(Path(__file__).with_name(ST_MODULE_FILE), out / ST_MODULE_FILE)
+        (out / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": max_seq_length(model)}, indent=2) + "\n")
+        (out / "modules.json").write_text(
+            json.dumps([{"idx": 0, "name": "0", "path": "", "type": ST_MODULE_TYPE}], indent=2) + "\n")
+        result.st_module = ST_MODULE_TYPE
 
 
 def max_seq_length(model: SimCSEGSModel) -> int:
@@ -133,8 +181,11 @@ def _write_sentence_transformers(out: Path, model: SimCSEGSModel, result: Export
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
-    (out / "sentence_bert_config.json").write_text(
-        json.dumps({"max_seq_length": max_seq_length(model), "do_lower_case": False}, indent=2) + "\n")
+    st_config = {"max_seq_length": max_seq_length(model), "do_lower_case": False}
+    if model.mlp is None or model.config.pooler_type not in FIRST_TOKEN_POOLERS:  # no pooler weights written:
+        # load the encoder without a pooling layer
+        st_config["model_args"] = {"add_pooling_layer": False}
+    (out / "sentence_bert_config.json").write_text(json.dumps(st_config, indent=2) + "\n")
     (out / "1_Pooling").mkdir(exist_ok=True)
     # ``word_embedding_dimension`` + ``pooling_mode`` load in sentence-transformers 2.x to 6.x alike.
     (out / "1_Pooling" / "config.json").write_text(
@@ -179,23 +230,11 @@ def _eval_pooler(pooler: str, cfg: SimCSEGSConfig) -> str | None:
     return None if dense else pooler
 
 
-def _readme(model: SimCSEGSModel, result: ExportResult, source: str | None) -> str:
+def _plain_usage(model: SimCSEGSModel, result: ExportResult) -> str:
+    """How to load a backbone export (stock classes): which output is the embedding, for each library."""
     cfg = model.config
     has_mlp = model.mlp is not None
     lines = [
-        "# Exported SimCSE encoder",
-        "",
-        f"Exported by `simcse_gs.export` from `{source or 'an in-memory SimCSEGSModel'}`: backbone "
-        f"`{cfg.backbone_config.get('model_type')}`, pooler `{result.pooler_type}`"
-        f"{', mlp_only_train' if cfg.mlp_only_train else ''}.",
-        "",
-    ]
-    if cfg.use_gs:
-        lines += ["**Warning: the token-keep proxy is not exported.** " + GS_WARNING, ""]
-    if cfg.token_drop_rate > 0:
-        lines += ["Trained with the random-drop control (`token_drop_rate` "
-                  f"{cfg.token_drop_rate}); it drops nothing at inference, so the export is exact.", ""]
-    lines += [
         "## Hugging Face",
         "",
         "```python",

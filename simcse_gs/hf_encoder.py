@@ -15,10 +15,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from .encoding import encode_in_length_order
+from .encoding import check_extra_encode_kwargs, encode_in_length_order, finish_embeddings, sentence_list
 from .keep import KeepStatsAccumulator
 from .pooling import check_pooler_type, pool
 
@@ -114,18 +115,26 @@ class HFEncoder:
     @torch.inference_mode()
     def encode(
         self,
-        sentences: Sequence[str],
+        sentences: str | Sequence[str],
         batch_size: int = 64,
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
-    ) -> torch.Tensor:
-        """Sentence embeddings [N, H] (float32, CPU) in input order; tokenised once, length-sorted batches.
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor | np.ndarray:
+        """Sentence embeddings [N, H] (float32, CPU tensor) in input order; tokenised once, length-sorted batches.
 
         ``keep_stats`` is accepted for interface compatibility and left untouched (a plain encoder keeps every
-        token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit).
+        token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit). The
+        sentence-transformers arguments behave as in :meth:`SimCSEGSModel.encode`.
         """
         del keep_stats
+        check_extra_encode_kwargs(kwargs)
+        sentences, single = sentence_list(sentences, prompt)
         needs_all_layers = self.pooler_type in ("avg_top2", "avg_first_last")
 
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,5 +145,6 @@ class HFEncoder:
             return pool(self.pooler_type, hidden, batch["attention_mask"])
 
         limit = min(max_length, self.limit) if max_length else self.max_length
-        return encode_in_length_order(self.tokenizer, sentences, embed_batch, self.model.config.hidden_size,
-                                      self.device, batch_size, limit, show_progress_bar)
+        out = encode_in_length_order(self.tokenizer, sentences, embed_batch, self.model.config.hidden_size,
+                                     self.device, batch_size, limit, show_progress_bar)
+        return finish_embeddings(out, single, convert_to_numpy, convert_to_tensor, normalize_embeddings)

@@ -1,10 +1,11 @@
-"""The optional masked-language-modelling auxiliary loss (SimCSE's ``--do_mlm``): heads and token masking."""
+"""The optional masked-language-modelling auxiliary loss (SimCSE's ``--do_mlm``): heads and token masking
+(transformers' own, see :func:`mask_tokens`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedTokenizerBase
+from transformers import DataCollatorForLanguageModeling, PretrainedConfig, PreTrainedTokenizerBase
 
 
 def build_mlm_head(config: PretrainedConfig) -> nn.Module:
@@ -26,17 +27,16 @@ def build_mlm_head(config: PretrainedConfig) -> nn.Module:
 def mask_tokens(
     input_ids: torch.Tensor, tokenizer: PreTrainedTokenizerBase, probability: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking: pick ``probability`` of the non-special, non-pad tokens; of those 80% -> [MASK],
-    10% -> a random token, 10% unchanged. Returns (masked ids, labels with -100 where nothing is predicted)."""
+    """BERT's masking, by transformers' ``DataCollatorForLanguageModeling``: pick ``probability`` of the tokens that
+    are not special tokens ([PAD] is one), of those 80% -> [MASK], 10% -> a random token, 10% unchanged.
+    Returns (masked ids, labels with -100 where nothing is predicted), shaped like ``input_ids`` (any leading dims).
+    """
     if tokenizer.mask_token_id is None:
         raise ValueError("--do_mlm needs a tokenizer with a mask token.")
-    labels = input_ids.clone()
-    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & ~special
-    labels[~chosen] = -100
-    masked = input_ids.clone()
-    to_mask = chosen & (torch.rand(input_ids.shape, generator=generator) < 0.8)
-    masked[to_mask] = tokenizer.mask_token_id
-    to_random = chosen & ~to_mask & (torch.rand(input_ids.shape, generator=generator) < 0.5)
-    masked[to_random] = torch.randint(len(tokenizer), input_ids.shape, generator=generator)[to_random]
-    return masked, labels
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=probability, mask_replace_prob=0.8,
+                                              random_replace_prob=0.1)
+    collator.generator = generator  # None: torch's global generator, seeded by --seed
+    flat = input_ids.reshape(-1, input_ids.shape[-1]).clone()  # it masks in place, one row per sentence
+    special = torch.isin(flat, torch.tensor(tokenizer.all_special_ids))
+    masked, labels = collator.torch_mask_tokens(flat, special_tokens_mask=special)
+    return masked.view_as(input_ids), labels.view_as(input_ids)

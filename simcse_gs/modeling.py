@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from transformers.utils import ModelOutput
 
 from .attention import check_supported, enable_token_keep
-from .encoding import encode_in_length_order
+from .encoding import check_extra_encode_kwargs, encode_in_length_order, finish_embeddings, sentence_list
 from .estimators import (
     check_estimator,
     estimator_keep_probability,
@@ -277,7 +279,9 @@ class SimCSEGSModel(PreTrainedModel):
         except SafetensorError as err:
             raise CheckpointError(f"{path}: damaged safetensors weights ({err}). Copy or download it again.") from err
         try:  # local folder or hub repo: the tokenizer is saved beside the weights
-            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path)
+            # config= : AutoTokenizer would read config.json again, and where simcse_gs is not imported (loading
+            # through auto_map) it would ask whether to trust the folder's code a second time.
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config)
         except (OSError, ValueError):
             model.tokenizer = None  # encode() then says how to fix it
         return model
@@ -534,60 +538,93 @@ class SimCSEGSModel(PreTrainedModel):
                              "prune=True (dropped tokens removed from the input).")
         return budget
 
+    def encode_batch(
+        self,
+        batch: dict[str, torch.Tensor],
+        keep_stats: KeepStatsAccumulator | None = None,
+        keep_budget: float | None = None,
+        prune: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sentence vectors of one tokenised batch as :meth:`encode` gives them (call in eval mode): the inference
+        keep rule under GS (or ``keep_budget``), dropped tokens masked or, with ``prune``, removed; the head only
+        where SimCSE evaluates with it. The sentence-transformers module of an export (:mod:`simcse_gs.st_module`)
+        calls this too, so both encode alike. Check the options with :meth:`check_inference_options` first."""
+        budget = self.config.inference_budget if keep_budget is None else keep_budget
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        type_kwargs = {"token_type_ids": types} if types is not None else {}
+        prob, keep, decided = self.inference_keep_weights(ids, mask, budget, generator, **type_kwargs)
+        if keep is None:
+            return self.embed(ids, mask, types)
+        if keep_stats is not None:
+            keep_stats.update(prob, keep, decided)
+        if not prune:
+            return self.embed(ids, mask, types, keep)
+        pad = self.tokenizer.pad_token_id if self.tokenizer is not None and self.tokenizer.pad_token_id else 0
+        kept = prune_batch(keep, ids, mask, original_position_ids(self.backbone, ids), types, pad)
+        return self.embed(kept["input_ids"], kept["attention_mask"], kept.get("token_type_ids"),
+                          position_ids=kept["position_ids"])
+
     @torch.inference_mode()
     def encode(
         self,
-        sentences: Sequence[str],
+        sentences: str | Sequence[str],
         batch_size: int = 64,
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        prompt: str | None = None,
         keep_budget: float | None = None,
         prune: bool = False,
-    ) -> torch.Tensor:
-        """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
+        **kwargs: Any,
+    ) -> torch.Tensor | np.ndarray:
+        """Sentence embeddings [N, H] (float32, CPU tensor) in input order, with the inference keep rule under GS.
 
         Sentences are tokenised once and encoded in length-sorted batches (less padding); the head on the pooled
         vector is applied unless ``mlp_only_train`` (SimCSE's unsupervised evaluation drops it). ``keep_stats``, if
         given, accumulates the keep statistics of the encoded tokens.
+
+        sentence-transformers' calling convention also works (what MTEB and similar tools call): a single string
+        gives one vector [H]; ``convert_to_numpy=True`` a numpy array (``convert_to_tensor=True`` keeps the
+        tensor); ``normalize_embeddings=True`` L2-normalises; ``prompt`` is prepended to every sentence; other
+        keyword arguments (``prompt_name``, ``task_name``, ...) are accepted and ignored.
 
         ``keep_budget`` r keeps the ``ceil(r * n)`` best decided tokens of every sentence (GS: by the proxy; without
         a proxy: by IDF or at random, per ``token_drop_heuristic``), overriding the model's own rule. ``prune``
         removes the dropped tokens from the input instead of masking them: the same embeddings under the
         renormalised attention (``gs_attn_renorm``), and fewer tokens to encode (:mod:`simcse_gs.pruning`).
         """
+        check_extra_encode_kwargs(kwargs)
+        sentences, single = sentence_list(sentences, prompt)
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
         budget = self.check_inference_options(keep_budget, prune)
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
         device = next(self.parameters()).device
         generator = torch.Generator(device).manual_seed(0)  # the random control's keeps, the same on every call
-
-        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
-            type_kwargs = {"token_type_ids": types} if types is not None else {}
-            prob, keep, decided = self.inference_keep_weights(ids, mask, budget, generator, **type_kwargs)
-            if keep is None:
-                return self.embed(ids, mask, types)
-            if keep_stats is not None:
-                keep_stats.update(prob, keep, decided)
-            if not prune:
-                return self.embed(ids, mask, types, keep)
-            kept = prune_batch(keep, ids, mask, original_position_ids(self.backbone, ids), types,
-                               self.tokenizer.pad_token_id or 0)
-            return self.embed(kept["input_ids"], kept["attention_mask"], kept.get("token_type_ids"),
-                              position_ids=kept["position_ids"])
-
         was_training = self.training
         self.eval()
         out = encode_in_length_order(
-            self.tokenizer, sentences, embed_batch, self.backbone.config.hidden_size, device,
+            self.tokenizer, sentences, lambda batch: self.encode_batch(batch, keep_stats, budget, prune, generator),
+            self.backbone.config.hidden_size, device,
             batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
         )
         self.train(was_training)
-        return out
+        return finish_embeddings(out, single, convert_to_numpy, convert_to_tensor, normalize_embeddings)
 
 
-# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints.
-AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
-AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)
+# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints. The copy of this file
+# that a checkpoint carries (below) is imported as ``transformers_modules.*`` and leaves the registry alone, so
+# loading a checkpoint's code never replaces the installed package's classes.
+if not __name__.startswith("transformers_modules."):
+    AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
+    AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)
+
+
+# Checkpoints carry this file and the modules it imports (``auto_map`` in config.json), so that
+# ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` loads them where simcse_gs is not installed.
+SimCSEGSConfig.register_for_auto_class()
+SimCSEGSModel.register_for_auto_class("AutoModel")

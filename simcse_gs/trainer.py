@@ -1,7 +1,8 @@
 """SimCSETrainer: the Hugging Face Trainer with the Gumbel temperature, GS logging, STS evaluation, and their own
 learning rates for the proxy and the head.
 
-Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``.
+Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``, and
+``save_model`` / ``create_model_card`` for the model card (:mod:`simcse_gs.model_card`) that every saved folder gets.
 
 The temperature schedule's position is derived from the Trainer's ``global_step`` (optimizer steps), which every
 checkpoint stores in ``trainer_state.json`` and ``--resume_from_checkpoint`` restores, so a resumed run continues the
@@ -11,16 +12,19 @@ schedule where it stopped: optimizer steps by default, or the examples seen as t
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.trainer_utils import speed_metrics
 
 from .gumbel import TauSchedule, examples_seen
 from .keep import KeepStatsAccumulator, add_keep_histogram
+from .model_card import checkpoint_usage, metric_facts, training_facts, write_model_card
 from .sts_eval import STSEvaluator
 
 LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
@@ -31,7 +35,9 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class SimCSETrainer(Trainer):
-    def __init__(self, *args: Any, sts_evaluator: STSEvaluator | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, sts_evaluator: STSEvaluator | None = None,
+                 model_card_data: dict[str, Any] | None = None, **kwargs: Any):
+        """``model_card_data``: facts about the training data for the model card (train_file, examples, ...)."""
         # The Trainer refuses eval_strategy != "no" without an eval_dataset; our "eval dataset" is the evaluator.
         if sts_evaluator is not None and kwargs.get("eval_dataset") is None:
             kwargs["eval_dataset"] = sts_evaluator
@@ -45,6 +51,8 @@ class SimCSETrainer(Trainer):
         self._micro = (-1, 0)  # (global_step, training forwards already run in that optimizer step)
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
+        self.model_card_data = dict(model_card_data or {})
+        self.add_callback(_HubFilesCallback(self))
 
     @property
     def current_tau(self) -> float | None:
@@ -144,3 +152,40 @@ class SimCSETrainer(Trainer):
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return super().create_optimizer(model)
 
+    # ------------------------------------------------------------------ model card
+
+    def write_model_card(self, folder: str | None = None) -> None:
+        """Write the model card (model, recipe, keep statistics and STS numbers so far) to ``folder``
+        (default ``output_dir``)."""
+        model = self.accelerator.unwrap_model(self.model)
+        split = getattr(self.sts_evaluator, "split", "dev")
+        facts = {"training": training_facts(self.args, self.state.global_step, self.state.epoch, self.model_card_data),
+                 **metric_facts(self.state.log_history, split)}
+        kind = "SimCSE-GS" if model.config.use_gs else "SimCSE"
+        write_model_card(folder or self.args.output_dir, model.config, f"{kind} sentence encoder",
+                         checkpoint_usage(model.config.use_gs), facts)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save as the Trainer does (the model's code comes with it, see ``auto_map``), then write the card."""
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            self.write_model_card(output_dir)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """Our card instead of the Trainer's generic one (``push_to_hub`` writes it just before uploading)."""
+        if self.is_world_process_zero():
+            self.write_model_card()
+
+
+class _HubFilesCallback(TrainerCallback):
+    """Every push uploads ``output_dir``, into which the Trainer copies only the config and weights of a
+    checkpoint: put the model card and the modelling code there first, so the Hub repo loads on its own."""
+
+    def __init__(self, trainer: SimCSETrainer):
+        self.trainer = trainer
+
+    def on_push_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.trainer.is_world_process_zero():
+            os.makedirs(args.output_dir, exist_ok=True)
+            custom_object_save(self.trainer.accelerator.unwrap_model(self.trainer.model), args.output_dir)
+            self.trainer.write_model_card(args.output_dir)

@@ -394,7 +394,8 @@ def test_export_round_trip_gives_the_same_embeddings(request, tmp_path, fixture,
 
 @pytest.mark.parametrize("settings", EXPORT_CASES, ids=lambda s: "-".join(map(str, s.values())))
 def test_export_loads_in_sentence_transformers(tiny_bert_dir, tmp_path, settings):
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st  # the bench extra: installed where the tests run
+
     from simcse_gs.export import export_model
 
     model = build(tiny_bert_dir, use_gs=False, **settings)
@@ -403,11 +404,11 @@ def test_export_loads_in_sentence_transformers(tiny_bert_dir, tmp_path, settings
     torch.testing.assert_close(theirs.cpu(), model.encode(SENTENCES), atol=1e-5, rtol=0)
 
 
-def test_export_of_a_gs_checkpoint_warns_and_keeps_every_token(gs_checkpoint, tmp_path):
+def test_export_of_a_gs_checkpoint_with_drop_proxy_warns_and_keeps_every_token(gs_checkpoint, tmp_path):
     from simcse_gs.export import export_model
 
     with pytest.warns(UserWarning, match="drops the token-keep proxy"):
-        result = export_model(gs_checkpoint, tmp_path / "e")
+        result = export_model(gs_checkpoint, tmp_path / "e", drop_proxy=True)
     assert "Warning: the token-keep proxy is not exported" in (tmp_path / "e" / "README.md").read_text()
     model = SimCSEGSModel.from_pretrained(gs_checkpoint).eval()
     enc = model.tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -436,8 +437,9 @@ def test_export_refusals_and_the_cli(tiny_bert_dir, tmp_path, capsys):
     build(tiny_bert_dir, use_gs=True).save_pretrained(tmp_path / "gs")
     cli = runpy.run_path(str(REPO / "export.py"), run_name="export_cli")
     capsys.readouterr()
-    assert cli["main"](["--model_name_or_path", str(tmp_path / "gs"), "--output_dir", str(tmp_path / "d")]) == 0
+    argv = ["--model_name_or_path", str(tmp_path / "gs"), "--output_dir", str(tmp_path / "d"), "--drop_proxy"]
+    assert cli["main"](argv) == 0
     done = capsys.readouterr()
     assert "WARNING:" in done.err and "drops the token-keep proxy" in done.err
     assert "modules.json" in done.out and "1_Pooling/config.json" in done.out
-    assert cli["main"](["--model_name_or_path", str(tmp_path / "gs"), "--output_dir", str(tmp_path / "d")]) == 2
+    assert cli["main"](argv) == 2
