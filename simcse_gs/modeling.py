@@ -49,7 +49,7 @@ from .mlm import build_mlm_head
 from .pooling import MLPHead, check_pooler_type, pool, resolve_head_type
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 from .pruning import original_position_ids, prune_batch
-from .selection import budget_keep
+from .selection import budget_keep, sentence_hash_uniform
 
 
 class SimCSEGSConfig(PretrainedConfig):
@@ -320,24 +320,25 @@ class SimCSEGSModel(PreTrainedModel):
                                 cfg.gs_drop_special_tokens)
         return logits, prob, hard, decided
 
-    def _control_scores(self, input_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keep scores of the controls without a proxy: a token's IDF, or a random number."""
+    def _control_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Keep scores of the controls without a proxy at inference: a token's IDF, or a pseudo-random number that
+        depends only on the sentence and the position (:func:`~simcse_gs.selection.sentence_hash_uniform`), so a
+        sentence loses the same tokens whatever it is batched with, in ``encode`` and in an export alike."""
         if self.config.token_drop_heuristic == "idf":
             return self.idf.to(input_ids.device)[input_ids]
-        return torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
+        return sentence_hash_uniform(input_ids, attention_mask)
 
     def inference_keep_weights(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         budget: float | None = None,
-        generator: torch.Generator | None = None,
         **enc_kwargs,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(keep probability, hard keep, decided mask) of a batch at inference; all None when every token is kept.
 
         GS: the proxy with the inference rule (or the ``budget``). Without a proxy a ``budget`` keeps the best
-        decided tokens by the control's scores (IDF, or random from ``generator``); without one, everything.
+        decided tokens by the control's scores (IDF, or pseudo-random); without one, everything.
         """
         if self.config.use_gs:
             _, prob, hard, decided = self.score_tokens(input_ids, attention_mask, budget, **enc_kwargs)
@@ -347,7 +348,7 @@ class SimCSEGSModel(PreTrainedModel):
         special = self.special_tokens_mask(input_ids)
         drop_special = self.config.gs_drop_special_tokens
         decided = decided_mask(attention_mask, special, drop_special)
-        keep = budget_keep(self._control_scores(input_ids, generator), decided, budget)
+        keep = budget_keep(self._control_scores(input_ids, attention_mask), decided, budget)
         keep = apply_forced(keep, attention_mask, special, drop_special)
         return keep, keep, decided
 
@@ -368,7 +369,7 @@ class SimCSEGSModel(PreTrainedModel):
             special = self.special_tokens_mask(input_ids)
             if cfg.token_drop_heuristic == "idf":  # the same frequency-ranked drop in every view
                 decided = decided_mask(attention_mask, special, cfg.gs_drop_special_tokens)
-                keep = budget_keep(self._control_scores(input_ids), decided, 1 - cfg.token_drop_rate)
+                keep = budget_keep(self._control_scores(input_ids, attention_mask), decided, 1 - cfg.token_drop_rate)
                 return [apply_forced(keep, attention_mask, special, cfg.gs_drop_special_tokens)] * n_samples, {}
             keeps = []  # random-drop control: Bernoulli keep per decided token and view
             for _ in range(n_samples):
@@ -544,7 +545,6 @@ class SimCSEGSModel(PreTrainedModel):
         keep_stats: KeepStatsAccumulator | None = None,
         keep_budget: float | None = None,
         prune: bool = False,
-        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Sentence vectors of one tokenised batch as :meth:`encode` gives them (call in eval mode): the inference
         keep rule under GS (or ``keep_budget``), dropped tokens masked or, with ``prune``, removed; the head only
@@ -553,7 +553,7 @@ class SimCSEGSModel(PreTrainedModel):
         budget = self.config.inference_budget if keep_budget is None else keep_budget
         ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
         type_kwargs = {"token_type_ids": types} if types is not None else {}
-        prob, keep, decided = self.inference_keep_weights(ids, mask, budget, generator, **type_kwargs)
+        prob, keep, decided = self.inference_keep_weights(ids, mask, budget, **type_kwargs)
         if keep is None:
             return self.embed(ids, mask, types)
         if keep_stats is not None:
@@ -604,11 +604,10 @@ class SimCSEGSModel(PreTrainedModel):
         budget = self.check_inference_options(keep_budget, prune)
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
         device = next(self.parameters()).device
-        generator = torch.Generator(device).manual_seed(0)  # the random control's keeps, the same on every call
         was_training = self.training
         self.eval()
         out = encode_in_length_order(
-            self.tokenizer, sentences, lambda batch: self.encode_batch(batch, keep_stats, budget, prune, generator),
+            self.tokenizer, sentences, lambda batch: self.encode_batch(batch, keep_stats, budget, prune),
             self.backbone.config.hidden_size, device,
             batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
         )

@@ -96,3 +96,21 @@ def hard_concrete_sample(log_alpha: torch.Tensor) -> torch.Tensor:
     u = torch.rand_like(log_alpha, dtype=torch.float32).clamp(_EPS, 1 - _EPS)
     s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha.float()) / HC_BETA)
     return (s * (HC_ZETA - HC_GAMMA) + HC_GAMMA).clamp(0.0, 1.0)
+
+
+def sentence_hash_uniform(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Pseudo-random numbers in [0, 1) per token that depend only on the sentence's token ids and the position.
+
+    The random control's keep scores at inference: unlike a generator's draws, they do not depend on which other
+    sentences share the batch, or on the padding, so a sentence loses the same tokens on every call and in every
+    encoder (``encode``, an exported sentence-transformers module). A linear-congruential mix of the token id, its
+    position and a hash of the whole sentence, on int64 without overflow.
+    """
+    modulus = 2**31 - 1
+    ids = input_ids.long() * attention_mask.long()
+    positions = torch.arange(ids.size(1), device=ids.device)[None, :]
+    sentence = ((ids * (positions * 7919 + 104729)) % modulus).sum(dim=1, keepdim=True) % modulus
+    x = (ids * 48271 + positions * 16807 + sentence) % modulus
+    for _ in range(3):
+        x = (x * 48271) % modulus
+    return x.double().div(modulus).float()

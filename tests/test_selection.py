@@ -249,6 +249,8 @@ def test_random_control_at_a_budget_is_reproducible(tiny_bert_dir):
     model = build(tiny_bert_dir, use_gs=False, pooler_type="avg", token_drop_rate=0.3, gs_attn_renorm=True)
     a = model.encode(LONG, keep_budget=0.6, prune=True)
     torch.testing.assert_close(model.encode(LONG, keep_budget=0.6, prune=True), a)
+    alone = torch.cat([model.encode([s], keep_budget=0.6, prune=True) for s in LONG])  # other batch, no padding
+    torch.testing.assert_close(alone, a, atol=1e-5, rtol=0)
     torch.testing.assert_close(model.encode(LONG, keep_budget=0.6), a, atol=1e-5, rtol=0)
     assert not torch.allclose(a, model.encode(LONG), atol=1e-3)  # no budget: the control keeps every token
 
@@ -346,3 +348,21 @@ def test_pareto_table_and_figure(tmp_path):
     assert "| 0.7 | 79.50 ± 0.71 (n=2) | 77.50 ± 0.71 (n=2) |" in text
     assert "| 0.7 | 72.0 | 71.0 |" in text
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("settings", [dict(use_gs=True, gs_estimator="topk", gs_target_keep_rate=0.5),
+                                      dict(use_gs=False, token_drop_rate=0.3, token_drop_heuristic="random",
+                                           keep_budget=0.5)])
+def test_exports_of_selecting_models_select_in_sentence_transformers(tiny_bert_dir, tmp_path, settings):
+    """A model that drops tokens at inference (a top-k proxy, or a control with a keep budget) is exported whole,
+    and its sentence-transformers module drops the same tokens as encode."""
+    from sentence_transformers import SentenceTransformer
+
+    from simcse_gs.export import export_model
+
+    model = build(tiny_bert_dir, pooler_type="avg", gs_attn_renorm=True, **settings)
+    export_model(model, tmp_path / "e")
+    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
+    ours = model.encode(LONG)
+    torch.testing.assert_close(st.encode(LONG, convert_to_tensor=True), ours, atol=1e-5, rtol=0)
+    assert not torch.allclose(ours, model.encode(LONG, keep_budget=1.0, prune=True), atol=1e-3)
