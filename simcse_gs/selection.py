@@ -57,7 +57,9 @@ def budget_keep(scores: torch.Tensor, decided: torch.Tensor, rate: float) -> tor
                                                                      else torch.float32)
 
 
-def relaxed_topk(scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, tau: float) -> torch.Tensor:
+def relaxed_topk(
+    scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, tau: float, steps: int | None = None
+) -> torch.Tensor:
     """Continuous relaxation of a k-subset (Xie & Ermon, 2019): the sum of ``k`` successive softmaxes, each over the
     scores with the mass already chosen taken out (as a constant: gradients flow through each softmax, not through
     the removal, whose derivative -1 / (1 - a) explodes for a confident choice). Rows may have different ``k``. The
@@ -67,7 +69,8 @@ def relaxed_topk(scores: torch.Tensor, decided: torch.Tensor, k: torch.Tensor, t
     logits = logits.masked_fill(~decided.bool().any(dim=-1, keepdim=True), 0.0)  # no decided token: no NaN rows
     khot = torch.zeros_like(logits)
     onehot = torch.zeros_like(logits)
-    for i in range(int(k.max())):
+    # ``steps`` >= max(k), known on the host (no wait for the device to say what max(k) is)
+    for i in range(int(k.max()) if steps is None else steps):
         if i > 0:  # no gradient through the mask update: d log(1 - a) / da = -1 / (1 - a) explodes as a -> 1
             logits = logits + torch.log1p(-onehot.detach().clamp(max=1 - _EPS))
         onehot = torch.softmax(logits / tau, dim=-1)
@@ -82,7 +85,7 @@ def gumbel_topk_keep(scores: torch.Tensor, decided: torch.Tensor, rate: float, t
     gumbel = -torch.log(-torch.log(torch.rand_like(scores, dtype=torch.float32).clamp(_EPS, 1 - _EPS)))
     perturbed = scores.float() + gumbel
     hard = topk_mask(perturbed, decided, k).float()
-    soft = relaxed_topk(perturbed, decided, k, tau)
+    soft = relaxed_topk(perturbed, decided, k, tau, steps=math.ceil(rate * scores.size(-1) - 1e-9))
     return hard + (soft - soft.detach())  # exactly 0/1 forward (x - x == 0), the relaxation's gradient
 
 
