@@ -85,10 +85,10 @@ def tiny_model_dir() -> str:
 
 
 def load_model(path: str, pooler_type: str, head_std: float, seed: int):
+    from simcse_gs.model_folder import inspect_model, looks_local
     from simcse_gs.modeling import SimCSEGSModel
 
-    config_file = Path(path) / "config.json"
-    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "simcse_gs":
+    if looks_local(path) and inspect_model(path).kind == "simcse_gs":
         model = SimCSEGSModel.from_pretrained(path)
         if not model.config.use_gs:
             raise SystemExit(f"{path} is not a GS checkpoint (use_gs=false): no proxy to measure.")

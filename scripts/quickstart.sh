@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-die() { echo "error: $*" >&2; exit 2; }
+die() { echo "quickstart.sh: error: $*" >&2; exit 2; }
 OUT="${OUT:-outputs/quickstart}"; STEPS="${STEPS:-60}"; BATCH="${BATCH:-32}"
 if [ -z "${TRAIN_FILE:-}" ]; then
   for f in ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt data/wiki1m_for_simcse.txt; do

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-die() { echo "error: $*" >&2; exit 2; }
+die() { echo "run_experiment.sh: error: $*" >&2; exit 2; }
 [ $# -ge 1 ] || die "usage: bash scripts/run_experiment.sh CONFIG [--seeds \"1 2 3\"] [--output_root DIR] [-- train.py flags]"
 config="$1"; shift
 [ -f "$config" ] || die "config '$config' not found (see configs/)"

@@ -41,6 +41,7 @@ from .gumbel import keep_probability
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
 from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
 from .mlm import build_mlm_head
+from .model_folder import looks_local, max_input_length
 from .pooling import MLPHead, check_pooler_type, pool
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 
@@ -221,10 +222,8 @@ class SimCSEGSModel(PreTrainedModel):
         from .checkpoint import CheckpointError, check_model_folder
 
         path = os.fspath(pretrained_model_name_or_path)
-        if os.path.isdir(path):
+        if looks_local(path):  # a local path is checked (and never sent to the hub); see simcse_gs.model_folder
             check_model_folder(path)
-        elif os.path.exists(path) or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:
-            raise CheckpointError(f"Checkpoint folder not found: {path} (a local path, so the hub is not asked).")
         kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
         try:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -430,7 +429,7 @@ class SimCSEGSModel(PreTrainedModel):
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
-        limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
+        limit = max_input_length(self.tokenizer, self.backbone.config)
 
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             keep = None

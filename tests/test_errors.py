@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def cli_error(capsys, argv: list[str], code: int = 2) -> str:
     """Run ``train.cli``; check the exit code, no traceback, one ``error:`` line; return that line."""
     assert train.cli(argv) == code
     stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    errors = [line for line in stderr.splitlines() if line.startswith("train.py: error: ")]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
     return errors[0]
 
@@ -127,8 +128,70 @@ def test_cli_prints_the_message_without_a_traceback(tiny_bert_dir, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.rstrip().splitlines()[-1] == f"error: Training file not found: {missing}. Check --train_file."
+    expected = f"train.py: error: Training file not found: {missing}. Check --train_file."
+    assert proc.stderr.rstrip().splitlines()[-1] == expected
     assert "Traceback" not in proc.stderr
+
+
+def _commands() -> dict:
+    """Each command's command-line function, by the program name its errors start with."""
+    from simcse_gs import evaluate
+
+    export_main = runpy.run_path(str(REPO / "export.py"), run_name="export_cli")["main"]
+    keep_map_main = runpy.run_path(str(REPO / "scripts" / "keep_map.py"), run_name="keep_map_cli")["main"]
+    return {"train.py": train.cli, "evaluation.py": evaluate.main, "export.py": export_main,
+            "keep_map.py": keep_map_main}
+
+
+def _one_error_line(capsys, prog: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]  # (progress bars may come before it)
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: ") and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+def test_every_command_follows_the_cli_convention(tiny_bert_dir, tmp_path, capsys, monkeypatch):
+    """docs/ERRORS.md: ``PROG: error: <message>``; 2 for a mistake found before any work, 1 for a failure during
+    the run; argparse's own usage errors carry the same prefix and status."""
+    commands = _commands()
+    missing = str(tmp_path / "no-such-model")
+    before_work = {
+        "train.py": ["--model_name_or_path", missing, "--train_file", "x.txt", "--output_dir", str(tmp_path / "t")],
+        "evaluation.py": ["--model_name_or_path", missing, "--senteval_data", str(write_tiny_sts(tmp_path / "sts")),
+                          "--mode", "dev"],
+        "export.py": ["--model_name_or_path", missing, "--output_dir", str(tmp_path / "e")],
+        "keep_map.py": ["--model_name_or_path", missing, "--sentences", "a sentence"],
+    }
+    for prog, main in commands.items():
+        capsys.readouterr()
+        assert main(before_work[prog]) == 2, prog
+        assert "no-such-model" in _one_error_line(capsys, prog)
+        try:  # an unknown flag: argparse exits itself, HfArgumentParser raises ValueError (the command reports it)
+            code = main([*before_work[prog], "--no_such_flag"])
+        except SystemExit as usage:
+            code = usage.code
+        assert code == 2 and f"{prog}: error: " in capsys.readouterr().err and "no_such_flag", prog
+
+    # failures while writing the results: exit 1
+    gs = tmp_path / "gs"
+    torch.manual_seed(0)
+    SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True, pooler_type="avg").save_pretrained(gs)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    evaluation_argv = ["--model_name_or_path", str(gs), "--senteval_data", str(tmp_path / "sts"), "--mode", "dev",
+                       "--no_progress", "--output_json", str(blocker / "r.json")]
+    assert commands["evaluation.py"](evaluation_argv) == 1
+    assert "cannot write --output_json" in _one_error_line(capsys, "evaluation.py")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("simcse_gs.export._write_sentence_transformers", disk_full)
+    monkeypatch.setitem(commands["keep_map.py"].__globals__, "write_keep_maps", disk_full)
+    assert commands["keep_map.py"](["--model_name_or_path", str(gs), "--sentences", "a sentence"]) == 1
+    assert "No space left on device" in _one_error_line(capsys, "keep_map.py")
+    assert commands["export.py"](["--model_name_or_path", str(gs), "--output_dir", str(tmp_path / "e2")]) == 1
+    assert "No space left on device" in _one_error_line(capsys, "export.py")
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:
@@ -252,7 +315,7 @@ def damage(folder: Path, how: str) -> None:
         ("truncated", r"model\.safetensors is not a valid safetensors file .*truncated, overwritten"),
         ("garbage", r"model\.safetensors is not a valid safetensors file"),
         ("pickle_only", r"only has pytorch_model\.bin, a pickle file, which this project does not load"),
-        ("no_config", r"has no config\.json, so it is not a model checkpoint"),
+        ("no_config", r"has no config\.json, so it is not a model folder"),
         ("plain_bert", r"holds a 'bert' model, not a SimCSE-GS checkpoint.*--model_name_or_path"),
     ],
 )
@@ -266,7 +329,7 @@ def test_damaged_checkpoint_folder_is_named(saved_model, tmp_path, how, message)
 
 
 def test_missing_checkpoint_folder_does_not_ask_the_hub(tmp_path):
-    with pytest.raises(CheckpointError, match=r"Checkpoint folder not found: .*nowhere \(a local path"):
+    with pytest.raises(CheckpointError, match=r"Model folder not found: .*nowhere \(a local path"):
         SimCSEGSModel.from_pretrained(tmp_path / "nowhere")
 
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import transformers
 from transformers import BertModel
 
-from simcse_gs.hf_encoder import HFEncoder, model_max_length
+from simcse_gs import evaluate as evaluation
+from simcse_gs.hf_encoder import HFEncoder
+from simcse_gs.model_folder import max_input_length
 from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.sts_eval import ORIGINAL_GS_COLUMNS, split_summary
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("evaluation", REPO / "evaluation.py")
-evaluation = importlib.util.module_from_spec(_spec)
-sys.modules["evaluation"] = evaluation  # dataclasses look their module up there
-_spec.loader.exec_module(evaluation)
+from simcse_gs.sts_eval import DEV_COLUMNS, ORIGINAL_GS_COLUMNS, SIMCSE_COLUMNS, split_summary
 
 # ------------------------------------------------------------------------------------------------ fixtures
 
@@ -35,8 +30,11 @@ def gs_checkpoint(tiny_bert_dir, tmp_path_factory) -> str:
     return str(out)
 
 
+EVAL_FLAGS = ("--no_progress", "--device", "cpu", "--batch_size", "8")
+
+
 def run_eval(*args: str) -> dict:
-    return evaluation.main([*args, "--no_progress", "--device", "cpu", "--batch_size", "8"])
+    return evaluation.evaluate([*args, *EVAL_FLAGS])
 
 
 def table_rows(text: str, model: str) -> list[list[str]]:
@@ -52,7 +50,7 @@ def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_bert_di
     payload = run_eval("--model_name_or_path", tiny_bert_dir, "--mode", "test", "--senteval_data", sts_data,
                        "--output_json", str(out_json))
     out = capsys.readouterr().out
-    assert "| model | STS12 | STS13 | STS14 | STS15 | STS16 | STS-B | SICK-R | Avg |" in out
+    assert "| model | STS12 | STS13 | STS14 | STS15 | STS16 | STS-B | SICK-R | Avg. |" in out
     assert "| model | " + " | ".join(ORIGINAL_GS_COLUMNS) + " |" in out
     simcse_row, gs_row, stats_row = table_rows(out, tiny_bert_dir)
     saved = json.loads(out_json.read_text())
@@ -61,7 +59,7 @@ def test_plain_encoder_test_mode_prints_both_tables_and_writes_json(tiny_bert_di
     assert record["kind"] == "hf" and record["pooler"] == "avg" and record["keep_stats"] is None
     assert record["wall_time_s"] >= record["eval_time_s"] > 0
     # printed numbers are the JSON's, and the JSON's are the raw results x 100
-    assert [float(v) for v in simcse_row[1:]] == [record["simcse"][k] for k in evaluation.SIMCSE_KEYS]
+    assert [float(v) for v in simcse_row[1:]] == [record["simcse"][k] for k in SIMCSE_COLUMNS]
     assert [float(v) for v in gs_row[1:]] == [record["original_gs"][k] for k in ORIGINAL_GS_COLUMNS]
     results = record["results"]
     assert record["simcse"]["stsb"] == round(100 * results["STSBenchmark"]["test"]["spearman"], 2)
@@ -76,12 +74,12 @@ def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_bert_dir, gs_ch
     run_eval("--model_name_or_path", gs_checkpoint, tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data,
              "--output_json", str(out_json), "--max_length", "1000")
     out = capsys.readouterr().out
-    assert "| model | STS-B dev | SICK-R dev | Avg |" in out
+    assert "| model | STS-B dev | SICK-R dev | Avg. |" in out
     assert "STS12" not in out  # dev mode: STS-B and SICK-R dev only
     gs, plain = json.loads(out_json.read_text())["models"]
     assert gs["kind"] == "simcse_gs" and gs["use_gs"] and gs["pooler"] == "avg"
     assert plain["kind"] == "hf" and plain["keep_stats"] is None
-    assert (gs["max_length"], plain["max_length"]) == (62, 64)  # --max_length capped by 64 position embeddings
+    assert (gs["max_length"], plain["max_length"]) == (64, 64)  # --max_length capped by 64 position embeddings
     assert set(gs["results"]) == {"STSBenchmark", "SICKRelatedness"}
     assert set(gs["results"]["STSBenchmark"]) == {"dev"}
     assert gs["dev"] == split_summary(gs["results"], "dev")
@@ -91,7 +89,7 @@ def test_gs_checkpoint_is_detected_and_gets_keep_statistics(tiny_bert_dir, gs_ch
     assert keep["keep_prob"] == pytest.approx(0.5)
     assert keep["keep_entropy"] == pytest.approx(math.log(2), abs=1e-4)
     gs_dev_row, gs_stats_row = table_rows(out, gs_checkpoint)
-    assert [float(v) for v in gs_dev_row[1:]] == [gs["dev"][k] for k in evaluation.DEV_KEYS]
+    assert [float(v) for v in gs_dev_row[1:]] == [gs["dev"][k] for k in DEV_COLUMNS]
     assert gs_stats_row[1:6] == ["simcse_gs", "avg", "1.0000", "0.5000", "0.6931"]
     assert len(table_rows(out, tiny_bert_dir)) == 2
 
@@ -125,7 +123,7 @@ def test_hf_encoder_pooling_and_order(tiny_bert_dir):
     sentences = ["a man plays the guitar on the mat in the kitchen", "rain", "two dogs run"]
     enc = HFEncoder.from_pretrained(tiny_bert_dir, "avg")
     tok, model = enc.tokenizer, enc.model
-    assert enc.max_length == model_max_length(tok, model.config) == 64  # position embeddings cap the tokenizer's 512
+    assert enc.max_length == max_input_length(tok, model.config) == 64  # position embeddings cap the tokenizer's 512
     got = enc.encode(sentences, batch_size=2)
     with torch.inference_mode():
         for i, s in enumerate(sentences):  # one at a time: no padding at all
@@ -149,9 +147,7 @@ def test_hf_encoder_pooling_and_order(tiny_bert_dir):
 
 
 def expect_error(capsys, *args: str) -> str:
-    with pytest.raises(SystemExit) as info:
-        run_eval(*args)
-    assert info.value.code == 2
+    assert evaluation.main([*args, *EVAL_FLAGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("evaluation.py: error: "), err
     assert "Traceback" not in err[0]
@@ -168,7 +164,7 @@ def test_error_missing_weights(tiny_bert_dir, gs_checkpoint, sts_data, tmp_path,
         folder = copy_model(src, tmp_path / name)
         (folder / "model.safetensors").unlink()
         msg = expect_error(capsys, "--model_name_or_path", str(folder), "--mode", "dev", "--senteval_data", sts_data)
-        assert f"{folder} has no weights: model.safetensors is missing" in msg
+        assert f"{folder} has no weights (model.safetensors is missing)" in msg
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
@@ -178,31 +174,31 @@ def test_error_corrupted_safetensors(gs_checkpoint, sts_data, tmp_path, capsys, 
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else np.random.default_rng(0).bytes(4096))
     msg = expect_error(capsys, "--model_name_or_path", str(folder), "--mode", "dev", "--senteval_data", sts_data)
-    assert f"weights file {weights} is corrupted" in msg
+    assert f"{weights} is not a valid safetensors file" in msg
 
 
 def test_error_bad_model_paths(tiny_bert_dir, sts_data, tmp_path, capsys, monkeypatch):
     missing = tmp_path / "no-such-model"
     msg = expect_error(capsys, "--model_name_or_path", str(missing), "--mode", "dev", "--senteval_data", sts_data)
-    assert f"model path {missing} does not exist" in msg
+    assert f"Model folder not found: {missing} (a local path, so the hub is not asked)" in msg
     a_file = tmp_path / "weights.bin"
     a_file.write_bytes(b"x")
     msg = expect_error(capsys, "--model_name_or_path", str(a_file), "--mode", "dev", "--senteval_data", sts_data)
     assert "is a file" in msg
     msg = expect_error(capsys, "--model_name_or_path", str(tmp_path), "--mode", "dev", "--senteval_data", sts_data)
-    assert "config.json is missing" in msg
+    assert "has no config.json, so it is not a model folder" in msg
     # not a local path: treated as a hub name (no network here, so the lookup is stubbed to fail like offline)
     def offline(*args, **kwargs):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nmore detail")
 
     with monkeypatch.context() as patch:
-        patch.setattr(evaluation.PretrainedConfig, "get_config_dict", offline)
+        patch.setattr(transformers.PretrainedConfig, "get_config_dict", offline)
         msg = expect_error(capsys, "--model_name_or_path", "org/model", "--mode", "dev", "--senteval_data", sts_data)
     assert "org/model: no such local folder, and it could not be loaded from the Hugging Face Hub (OSError" in msg
     # the first model is fine, the second is not: the error still ends the run cleanly
     msg = expect_error(capsys, "--model_name_or_path", tiny_bert_dir, str(missing), "--mode", "dev",
                        "--senteval_data", sts_data)
-    assert "does not exist" in msg
+    assert "Model folder not found" in msg
 
 
 def test_error_missing_data(tiny_bert_dir, sts_data, tmp_path, capsys, monkeypatch):

@@ -201,9 +201,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tiny_bert_dir, un
     code = train.cli(train_args(tiny_bert_dir, unsup_file, out, "--max_steps", "6", "--save_strategy", "steps",
                                 "--save_steps", "2", "--use_gs", "true"))
     stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in stderr.splitlines() if line.startswith("train.py: error:")]
     assert code == 1 and len(errors) == 1 and "Traceback" not in stderr
-    assert errors[0].startswith("error: The loss is nan at training step 3 (after 2 optimizer steps")
+    assert errors[0].startswith("train.py: error: The loss is nan at training step 3 (after 2 optimizer steps")
     assert f"(the last is {ckpt})" in errors[0]
     assert calls["hashes"] and sha256s(ckpt) == calls["hashes"]  # not one byte of the good checkpoint changed
     assert not (out / "checkpoint-3").exists() and not (out / "model.safetensors").exists()
