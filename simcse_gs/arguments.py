@@ -184,6 +184,10 @@ class SimCSETrainingArguments(TrainingArguments):
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
         super().__post_init__()
+        for flag in ("learning_rate", "proxy_learning_rate"):  # torch's optimizers would stop with a traceback
+            value = getattr(self, flag)
+            if value is not None and value < 0:
+                raise ValueError(f"--{flag} must be >= 0, got {value}: a negative step size would climb the loss.")
         if self.per_device_train_batch_size < 2 and self.world_size == 1:
             raise ValueError(
                 "--per_device_train_batch_size must be >= 2: the contrastive loss takes its negatives from the "

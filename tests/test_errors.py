@@ -72,6 +72,24 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
         (["--init_tau", "0.2", "--min_tau", "0.5"], r"init_tau \(0.2\) must be >= min_tau \(0.5\)"),
         (["--tau_decay_rate", "-0.1"], "tau_decay_rate must be >= 0"),
         (["--per_device_train_batch_size", "1"], "must be >= 2: the contrastive loss takes its negatives"),
+        # every other check of simcse_gs/arguments.py, in the order it makes them
+        (["--gs_hard", "--gs_estimator", "reinforce"], r"--gs_hard \(deprecated alias of --gs_estimator st\) "
+                                                       "contradicts --gs_estimator reinforce"),
+        (["--gs_estimator", "gumbel"], "--gs_estimator must be one of soft, st, reinforce, got 'gumbel'"),
+        (["--gs_reinforce_reward", "token"], "--gs_reinforce_reward must be one of sentence, batch, got 'token'"),
+        (["--gs_reinforce_baseline_momentum", "1"], r"--gs_reinforce_baseline_momentum must be in \[0, 1\), got 1"),
+        (["--gs_attn_impl", "flash"], r"--gs_attn_impl must be one of \['eager', 'sdpa'\], got 'flash'"),
+        (["--temp", "0"], "--temp must be > 0, got 0"),
+        (["--use_gs", "false", "--token_drop_rate", "1"], r"--token_drop_rate must be in \[0, 1\), got 1"),
+        (["--token_drop_rate", "0.1"], "--token_drop_rate is the random-drop control: use it with --use_gs false"),
+        (["--gs_target_keep_rate", "1.5"], r"--gs_target_keep_rate must be in \[0, 1\], got 1.5"),
+        (["--gs_keep_rate_weight", "-1"], "--gs_keep_rate_weight must be >= 0, got -1"),
+        (["--proxy_num_layers", "0"], "--proxy_num_layers must be >= 1, got 0"),
+        (["--mlm_probability", "1"], r"--mlm_probability must be in \(0, 1\), got 1"),
+        (["--eval_split", "test"], "--eval_split must be dev or train_and_dev, got 'test'"),
+        (["--max_seq_length", "1"], "--max_seq_length must be >= 2, got 1"),
+        (["--learning_rate=-1e-5"], "--learning_rate must be >= 0, got -1e-05: a negative step size"),
+        (["--proxy_learning_rate", "-0.001"], "--proxy_learning_rate must be >= 0, got -0.001"),
     ],
 )
 def test_bad_flags_are_refused_with_a_message(tmp_path, capsys, flags, message):
