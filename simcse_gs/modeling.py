@@ -39,7 +39,7 @@ from .estimators import (
 )
 from .gumbel import keep_probability
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
-from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
+from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad, sum_across_processes
 from .mlm import build_mlm_head
 from .model_folder import looks_local, max_input_length
 from .pooling import MLPHead, check_pooler_type, pool
@@ -280,8 +280,11 @@ class SimCSEGSModel(PreTrainedModel):
         logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, **enc_kwargs)
         stats = keep_statistics(prob.detach(), hard, decided)
         extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
-        if cfg.gs_keep_rate_weight > 0:
-            mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
+        if cfg.gs_keep_rate_weight > 0:  # the global batch's mean p under DDP (training), as on one process
+            total, count = (prob * decided).sum(), decided.sum().float()
+            if self.training:
+                total, count = sum_across_processes(total), sum_across_processes(count)
+            mean_p = total / count.clamp(min=1)
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
         if not self.training:
             return [hard] * n_samples, extras
