@@ -20,6 +20,7 @@ from simcse_gs.arguments import DataArguments, ModelArguments, SimCSETrainingArg
 from simcse_gs.checkpoint import CheckpointError, resolve_resume_checkpoint
 from simcse_gs.cli import RUN_FAILURE, USAGE_ERROR, fail
 from simcse_gs.data import SimCSECollator, load_train_dataset
+from simcse_gs.data_files import resolve_train_file
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.sts_eval import STSEvaluator
 from simcse_gs.trainer import NonFiniteLossError, SimCSETrainer
@@ -87,6 +88,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
         **model_args.model_settings(),
     )
     tokenizer = model.tokenizer
+    # data/<name> of a config, or the copy in $SIMCSE_GS_DATA / the shared data (simcse_gs.data_files; it says which)
+    data_args.train_file = resolve_train_file(data_args.train_file, log=training_args.process_index == 0)
     with training_args.main_process_first(desc="tokenizing the training file"):
         train_dataset = load_train_dataset(data_args.train_file, tokenizer, data_args.max_seq_length,
                                            data_args.preprocessing_num_workers, model_args.cache_dir)

@@ -11,11 +11,12 @@ import torch
 from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from senteval.sts import STS_SUBSETS
+from simcse_gs.data_files import resolve_train_file
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-WIKI = SHARED_DATA / "train" / "wiki" / "wiki1m_for_simcse.head11914.txt"
-NLI = SHARED_DATA / "train" / "nli" / "snli_dev_test_triples_for_simcse.csv"
+# The CPU-sized training files where the configs name them (data/), or in $SIMCSE_GS_DATA, or the shared copy.
+WIKI = Path(resolve_train_file("data/wiki1m_for_simcse.head11914.txt", log=False))
+NLI = Path(resolve_train_file("data/snli_dev_test_triples_for_simcse.csv", log=False))
 
 SENTENCES = [
     "a man is playing a guitar .",

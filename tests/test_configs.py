@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import train
+from simcse_gs.data_files import TRAIN_FILES
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -20,6 +21,9 @@ def test_config_parses(path, tmp_path):
     assert (model_args.token_drop_rate > 0) == path.stem.endswith("-random-drop")
     assert data_args.max_seq_length == 32 and model_args.temp == 0.05
     assert data_args.train_file.endswith(".txt" if "unsup" in path.stem else ".csv")
+    # a path a user has: the repository's data/ folder (README, Install), never one machine's layout
+    assert data_args.train_file.startswith("data/") and ".." not in data_args.train_file
+    assert Path(data_args.train_file).name in TRAIN_FILES
 
 
 def test_there_is_a_config_per_row_of_the_original_table():

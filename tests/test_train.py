@@ -99,8 +99,8 @@ def test_unknown_config_key_is_refused(tmp_path):
     ],
 )
 def test_real_minilm_steps_and_checkpoint_round_trip(minilm, tmp_path, data, settings):
-    if not WIKI.exists():
-        pytest.skip("shared training data not found")
+    if not (WIKI.is_file() and NLI.is_file()):
+        pytest.skip(f"training data not found ({WIKI}, {NLI}): put it in data/ or set SIMCSE_GS_DATA (README)")
     source = WIKI if data == "wiki" else NLI
     small = tmp_path / ("train.txt" if data == "wiki" else "train.csv")
     small.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:33]), encoding="utf-8")
@@ -188,3 +188,15 @@ def test_gradient_accumulation_logs_means_and_keeps_tau_per_optimizer_step(tiny_
             assert c["baseline"] == pytest.approx(expected, rel=1e-6)
         saved = SimCSEGSModel.from_pretrained(out).reinforce_baseline.item()
         assert saved == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_config_data_path_is_found_in_simcse_gs_data(tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    """The configs name data/<file>; train.py finds it in $SIMCSE_GS_DATA when data/ does not have it, and says so."""
+    own = tmp_path / "my-data"
+    own.mkdir()
+    (own / "wiki1m_for_simcse.head11914.txt").write_text("\n".join(SENTENCES * 2) + "\n", encoding="utf-8")
+    monkeypatch.setenv("SIMCSE_GS_DATA", str(own))
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    run(tiny_bert_dir, "data/wiki1m_for_simcse.head11914.txt", tmp_path / "o", "--max_steps", "1")
+    assert "training file data/wiki1m_for_simcse.head11914.txt not found; using " + str(own) in capsys.readouterr().err
+    assert (tmp_path / "o" / "model.safetensors").is_file()
