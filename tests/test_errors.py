@@ -1,4 +1,4 @@
-"""Bad inputs give one clear paragraph (and, from ``python train.py``, ``error: ...`` with exit code 2).
+"""Bad inputs give one clear paragraph (and, from ``python train.py``, ``train.py: error: ...`` with exit code 2).
 
 docs/ERRORS.md lists every case with the test that covers it; cases already tested elsewhere (tests/test_data.py,
 test_gumbel.py, test_model.py, test_loss.py, test_senteval.py) are referenced there, not repeated here.
