@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 
 import transformers
@@ -19,20 +18,23 @@ from transformers import HfArgumentParser, set_seed
 import senteval
 from simcse_gs.arguments import DataArguments, ModelArguments, SimCSETrainingArguments
 from simcse_gs.checkpoint import CheckpointError, resolve_resume_checkpoint
+from simcse_gs.cli import RUN_FAILURE, USAGE_ERROR, fail
 from simcse_gs.data import SimCSECollator, load_train_dataset
+from simcse_gs.data_files import resolve_train_file
 from simcse_gs.idf import idf_from_dataset
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.sts_eval import STSEvaluator
 from simcse_gs.trainer import NonFiniteLossError, SimCSETrainer
 
 logger = logging.getLogger("train")
+PROG = "train.py"
 OBJECTIVES = {1: "unsupervised (each sentence twice, dropout as noise)", 2: "supervised pairs",
               3: "supervised pairs with a hard negative"}
 
 
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SimCSETrainingArguments]:
     """Flags, or a YAML/JSON file of flags followed by flags that override it (``train.py cfg.yaml --seed 2``)."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, SimCSETrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, SimCSETrainingArguments), prog=PROG)
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         with open(argv[0], encoding="utf-8") as f:
             config = yaml.safe_load(f) if argv[0].endswith((".yaml", ".yml")) else json.load(f)
@@ -89,6 +91,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
         **model_args.model_settings(),
     )
     tokenizer = model.tokenizer
+    # data/<name> of a config, or the copy in $SIMCSE_GS_DATA / the shared data (simcse_gs.data_files; it says which)
+    data_args.train_file = resolve_train_file(data_args.train_file, log=training_args.process_index == 0)
     with training_args.main_process_first(desc="tokenizing the training file"):
         train_dataset = load_train_dataset(data_args.train_file, tokenizer, data_args.max_seq_length,
                                            data_args.preprocessing_num_workers, model_args.cache_dir)
@@ -135,27 +139,21 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``python train.py``: a user's mistake prints ``error: <message>`` instead of a traceback.
+    """``python train.py``: a user's mistake prints ``train.py: error: <message>`` instead of a traceback.
 
     ValueError / OSError / YAMLError raised while setting up (bad flags or config file, training file, STS data,
     model or checkpoint folder; nothing has run yet) exit with 2; a NaN/inf loss or a checkpoint problem during
-    training exits with 1. Any other exception keeps its traceback; ``SIMCSE_GS_TRACEBACK=1`` shows it for these too.
+    training exits with 1 (the convention of every command: :mod:`simcse_gs.cli`). Any other exception keeps its
+    traceback; ``SIMCSE_GS_TRACEBACK=1`` shows it for these too.
     """
-    show_traceback = os.environ.get("SIMCSE_GS_TRACEBACK", "") not in ("", "0")
     try:
         trainer = setup(argv)
     except (ValueError, OSError, yaml.YAMLError) as err:
-        if show_traceback:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(PROG, err, USAGE_ERROR)
     try:
         train_and_save(trainer)
     except (NonFiniteLossError, CheckpointError) as err:
-        if show_traceback:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return fail(PROG, err, RUN_FAILURE)
     return 0
 
 

@@ -22,10 +22,13 @@ from typing import Any
 
 import torch
 
+from simcse_gs.data_files import DEFAULT_STS_DIR, WIKI_SAMPLE, resolve_sts_data, resolve_train_file
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SIMCSE_SHARED_DATA", REPO.parent / "shared" / "data"))
-WIKI = SHARED_DATA / "train" / "wiki" / "wiki1m_for_simcse.head11914.txt"
-STS_DATA = SHARED_DATA / "downstream"
+# The CPU-sized Wikipedia sample and the STS sets, wherever simcse_gs.data_files finds them (data/, $SIMCSE_GS_DATA,
+# $SENTEVAL_DATA, SentEval/data/downstream, or the shared copy of the project machines).
+WIKI = Path(resolve_train_file(f"data/{WIKI_SAMPLE.name}", log=False))
+STS_DATA = Path(resolve_sts_data(log=False) or DEFAULT_STS_DIR)
 
 # Random BERT shapes: (layers, hidden, heads, intermediate). "minilm" is the packaged pretrained model.
 CONFIGS: dict[str, tuple[int, int, int, int] | None] = {

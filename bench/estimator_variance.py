@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import random
 import sys
@@ -38,9 +37,10 @@ from pathlib import Path
 
 import torch
 
+from simcse_gs.data_files import WIKI_SAMPLE, resolve_train_file
+
 REPO = Path(__file__).resolve().parents[1]
-WIKI = Path(os.environ.get("SIMCSE_SHARED_DATA", REPO.parent / "shared" / "data")) / "train" / "wiki" / \
-    "wiki1m_for_simcse.head11914.txt"
+WIKI = Path(resolve_train_file(f"data/{WIKI_SAMPLE.name}", log=False))  # data/, $SIMCSE_GS_DATA or the shared copy
 QUICK_SENTENCES = [
     "a man is playing a guitar .", "the cat sat on the mat", "two dogs run through a field of tall grass",
     "it is raining", "a woman slices an onion in the kitchen while the radio plays", "stocks fell sharply on monday",
@@ -85,10 +85,10 @@ def tiny_model_dir() -> str:
 
 
 def load_model(path: str, pooler_type: str, head_std: float, seed: int):
+    from simcse_gs.model_folder import inspect_model, looks_local
     from simcse_gs.modeling import SimCSEGSModel
 
-    config_file = Path(path) / "config.json"
-    if config_file.is_file() and json.loads(config_file.read_text()).get("model_type") == "simcse_gs":
+    if looks_local(path) and inspect_model(path).kind == "simcse_gs":
         model = SimCSEGSModel.from_pretrained(path)
         if not model.config.use_gs:
             raise SystemExit(f"{path} is not a GS checkpoint (use_gs=false): no proxy to measure.")

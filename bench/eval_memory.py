@@ -101,15 +101,14 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from simcse_gs.checkpoint import CONFIG_NAME
     from simcse_gs.keep import KeepStatsAccumulator
+    from simcse_gs.model_folder import inspect_model, looks_local
     from simcse_gs.modeling import SimCSEGSModel
     from simcse_gs.sts_eval import evaluate_sts
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = Path(args.model) / CONFIG_NAME
-    if config.is_file() and json.loads(config.read_text()).get("model_type") == "simcse_gs":
+    if looks_local(args.model) and inspect_model(args.model).kind == "simcse_gs":
         model = SimCSEGSModel.from_pretrained(args.model)
     else:
         model = SimCSEGSModel.from_backbone(args.model, use_gs=not args.plain, pooler_type="avg",

@@ -39,6 +39,7 @@ from bench.common import (
 )
 from simcse_gs.encoding import encode_in_length_order
 from simcse_gs.keep import KeepStatsAccumulator
+from simcse_gs.model_folder import max_input_length
 
 TARGET = 1.2  # issue: pruned encoding >= 1.2x the full model's sentences/s at r <= 0.8
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{len(sentences)} sentences, batch {bs}, proxy layers {model.proxy.encoder.config.num_hidden_layers}, "
           f"backbone layers {model.backbone.config.num_hidden_layers}, rates {rates}", flush=True)
 
-    limit = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    limit = max_input_length(model.tokenizer, model.backbone.config)
 
     @torch.inference_mode()
     def backbone_only(_round: int) -> torch.Tensor:  # the same backbone and pooler, every token, no proxy

@@ -58,6 +58,7 @@ from bench.common import (
     write_stsb_folder,
 )
 from senteval.sts import cosine_similarity, load_sick, load_sts_year, load_stsb
+from simcse_gs.model_folder import max_input_length
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.sts_eval import ALL_TASKS, STS_YEARS, evaluate_sts
 
@@ -299,7 +300,7 @@ def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, 
 
     model = ours(path, args.seed)
     st = SentenceTransformer(path, device="cpu")
-    limit = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    limit = max_input_length(model.tokenizer, model.backbone.config)
     st.max_seq_length = limit  # our encode truncates at this limit; theirs would stop at its configured length
     bs = args.eval_batch_size
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -360,7 +361,7 @@ def profile_task(args: argparse.Namespace, path: str) -> dict[str, Any]:
 
     model = ours(path, args.seed)
     st = SentenceTransformer(path, device="cpu")
-    st.max_seq_length = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    st.max_seq_length = max_input_length(model.tokenizer, model.backbone.config)
     bs = args.eval_batch_size
     model.encode(["warm-up ."] * 4, batch_size=bs)
     st.encode(["warm-up ."] * 4, batch_size=bs, show_progress_bar=False)

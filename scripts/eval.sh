@@ -2,7 +2,7 @@
 # Evaluate checkpoints (or plain HF encoders) on the test protocol and write DIR/eval_test.json beside each
 # checkpoint, where scripts/make_table.py finds it.
 #   bash scripts/eval.sh CHECKPOINT [CHECKPOINT ...] [-- extra evaluation.py flags, e.g. --pooler avg]
-#   SENTEVAL_DATA=../shared/data/downstream bash scripts/eval.sh results/cpu-minilm-unsup-gs/seed*
+#   SENTEVAL_DATA=/path/to/downstream bash scripts/eval.sh results/cpu-minilm-unsup-gs/seed*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bash scripts/eval.sh CHECKPOINT [...] [-- evaluation.py flags]" >&2; exit 2; }

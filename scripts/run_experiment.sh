@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-die() { echo "error: $*" >&2; exit 2; }
+die() { echo "run_experiment.sh: error: $*" >&2; exit 2; }
 [ $# -ge 1 ] || die "usage: bash scripts/run_experiment.sh CONFIG [--seeds \"1 2 3\"] [--output_root DIR] [-- train.py flags]"
 config="$1"; shift
 [ -f "$config" ] || die "config '$config' not found (see configs/)"
@@ -49,9 +49,10 @@ print((yaml.safe_load(open(sys.argv[1])) or {}).get("train_file", ""))
 PY
 )
 fi
-[ -n "$train_file" ] && [ -f "$train_file" ] || die "training file '$train_file' not found: pass --train_file FILE (or run bash scripts/download_data.sh)"
-eval_data=$(python -c "import senteval, sys; print(senteval.resolve_task_path(sys.argv[1] or None))" "$senteval_data" 2>/dev/null) \
-  || die "STS data not found: pass --senteval_data DIR, set SENTEVAL_DATA, or run bash SentEval/data/downstream/download_dataset.sh"
+# data/<name> of the config, or $SIMCSE_GS_DATA/<name>, or the shared copy (simcse_gs/data_files.py says which)
+[ -n "$train_file" ] || die "the config names no train_file: pass --train_file FILE"
+train_file=$(python -m simcse_gs.data_files train_file "$train_file") || exit 2
+eval_data=$(python -m simcse_gs.data_files sts --senteval_data "$senteval_data") || exit 2
 if [ -n "$model" ] && [ ! -d "$model" ] && [[ "$model" != */* ]] && [[ "$model" != *-* ]]; then
   die "model '$model' is neither a folder nor a hub name"
 fi

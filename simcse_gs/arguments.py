@@ -257,13 +257,25 @@ class SimCSETrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator needs them."})
 
     def __post_init__(self) -> None:
+        launched = int(os.environ.get("WORLD_SIZE", "1"))  # processes started by torchrun / accelerate launch
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
+            if launched > 1:
+                # Without use_cpu, accelerate runs each CPU process alone (no DDP, every process reads the same
+                # batches) while the loss still gathers embeddings across processes: silently wrong training.
+                self.use_cpu = True
         super().__post_init__()
-        for flag in ("proxy_learning_rate", "head_learning_rate"):
+        if launched > 1 and self.world_size != launched:
+            raise ValueError(
+                f"Launched as {launched} processes (WORLD_SIZE), but the Trainer sees {self.world_size}: each process "
+                "would train alone on the same batches. Launch with torchrun / accelerate launch on a supported "
+                "backend (--ddp_backend), or run one process."
+            )
+        # torch's optimizers would stop with a traceback
+        for flag in ("learning_rate", "proxy_learning_rate", "head_learning_rate"):
             value = getattr(self, flag)
             if value is not None and value < 0:
-                raise ValueError(f"--{flag} must be >= 0 (0 freezes those weights), got {value}.")
+                raise ValueError(f"--{flag} must be >= 0, got {value}: a negative step size would climb the loss.")
         if self.per_device_train_batch_size < 2 and self.world_size == 1:
             raise ValueError(
                 "--per_device_train_batch_size must be >= 2: the contrastive loss takes its negatives from the "

@@ -12,110 +12,40 @@ Two kinds of folder:
   without a readable one was cut off while saving (a crash or a kill); :func:`check_resume_checkpoint` refuses it
   and names the complete checkpoints to resume from instead.
 
-Only file names, JSON and safetensors headers are read here; nothing is unpickled.
+Only file names, JSON and safetensors headers are read here; nothing is unpickled. What makes a model folder sound
+is decided in :mod:`simcse_gs.model_folder`, for every command alike.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
+from .model_folder import ModelFolderError, inspect_model, read_json
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 TRAINER_STATE_NAME = "trainer_state.json"
 RESUME_FILES = ("optimizer.pt", "scheduler.pt")  # without them the Trainer silently restarts the optimizer
 RNG_STATE_NAME = "rng_state.pth"
 LAST = ("last", "latest", "true")  # --resume_from_checkpoint last: the newest complete checkpoint in --output_dir
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
+# A checkpoint folder that cannot be loaded as it is (the name train.py and its callers have always used).
+CheckpointError = ModelFolderError
 
-class CheckpointError(OSError):
-    """A checkpoint folder that cannot be loaded as it is; the message names the folder or file and what to do."""
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} cannot be read as JSON ({err}).") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} does not hold a JSON object.")
-    return data
-
-
-def check_safetensors_file(path: str | os.PathLike) -> None:
-    """Open the file's header (cheap: no tensor data is read) and fail clearly if it is not valid safetensors."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            f.keys()
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(
-            f"{path} is not a valid safetensors file ({err}): it is truncated, overwritten, or was never completely "
-            "written. Copy the folder again from where it was trained, or load an earlier checkpoint-N."
-        ) from None
-
-
-def weight_files(folder: str | os.PathLike) -> list[Path]:
-    """The safetensors files of a model folder (one file, or the shards its index names); [] if none."""
-    folder = Path(folder)
-    if (folder / WEIGHTS_NAME).is_file():
-        return [folder / WEIGHTS_NAME]
-    if (folder / WEIGHTS_INDEX_NAME).is_file():
-        index = _read_json(folder / WEIGHTS_INDEX_NAME)
-        shards = sorted(set(index.get("weight_map", {}).values()))
-        if not shards:
-            raise CheckpointError(f"{folder / WEIGHTS_INDEX_NAME} names no weight files.")
-        missing = [s for s in shards if not (folder / s).is_file()]
-        if missing:
-            raise CheckpointError(
-                f"{folder}: the weight index names {len(shards)} shard(s) but {missing[:3]} are missing. Copy the "
-                "whole folder again."
-            )
-        return [folder / s for s in shards]
-    return []
+NOT_A_CHECKPOINT_HINT = ("To train from it, pass it as --model_name_or_path to train.py; to evaluate a plain "
+                         "encoder, use evaluation.py with --pooler.")
 
 
 def check_model_folder(folder: str | os.PathLike) -> None:
-    """Check that a local folder is a complete SimCSE-GS model checkpoint; raise :class:`CheckpointError` if not."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"Checkpoint folder not found: {folder}.")
-    config_path = folder / CONFIG_NAME
-    if not config_path.is_file():
-        raise CheckpointError(
-            f"{folder} has no {CONFIG_NAME}, so it is not a model checkpoint. Point at the training --output_dir or "
-            "one of its checkpoint-N folders."
-        )
-    model_type = _read_json(config_path).get("model_type")
-    if model_type != "simcse_gs":
-        raise CheckpointError(
-            f"{folder} holds a '{model_type}' model, not a SimCSE-GS checkpoint. To train from it, pass it as "
-            "--model_name_or_path to train.py; to evaluate a plain encoder, use evaluation.py with --pooler."
-        )
-    files = weight_files(folder)
-    if not files:
-        pickled = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
-        detail = (
-            f" It only has {pickled[0]}, a pickle file, which this project does not load (pickles can run code). "
-            "Re-save it with save_pretrained(..., safe_serialization=True) where it was made."
-            if pickled
-            else " The training run was probably stopped before it saved the model: use one of its checkpoint-N "
-            "folders, or train again."
-        )
-        raise CheckpointError(f"{folder} has no weights ({WEIGHTS_NAME} is missing).{detail}")
-    for path in files:
-        check_safetensors_file(path)
+    """Check that a local folder is a complete SimCSE-GS model checkpoint; raise :class:`CheckpointError` if not.
+
+    The checks themselves (config type, weight files, safetensors headers) are :func:`inspect_model`'s.
+    """
+    inspect_model(folder, expect="simcse_gs", hint=NOT_A_CHECKPOINT_HINT)
 
 
 def _step(folder: Path) -> int:
@@ -136,7 +66,7 @@ def _check_resumable(folder: Path) -> None:
             "stopped while saving it. Resume from an earlier checkpoint."
         )
     try:
-        _read_json(state)
+        read_json(state)
     except CheckpointError as err:
         raise CheckpointError(f"{folder} is incomplete or damaged: {err} Resume from an earlier checkpoint.") from None
     check_model_folder(folder)

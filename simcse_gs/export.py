@@ -43,6 +43,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel
 
 from .model_card import gs_export_usage, read_card_facts, write_model_card
+from .model_folder import load_checkpoint, max_input_length
 from .modeling import SimCSEGSConfig, SimCSEGSModel, _encoder_config
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
@@ -71,13 +72,7 @@ class ExportResult:
 def _load(model_or_path: SimCSEGSModel | str | os.PathLike) -> SimCSEGSModel:
     if isinstance(model_or_path, SimCSEGSModel):
         return model_or_path
-    config_file = Path(model_or_path) / "config.json"
-    if config_file.is_file():
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-        if model_type != "simcse_gs":
-            raise ValueError(f"{model_or_path} is not a simcse_gs checkpoint (model_type '{model_type}'): it is "
-                             "already a plain model, nothing to export.")
-    return SimCSEGSModel.from_pretrained(model_or_path)
+    return load_checkpoint(model_or_path, hint="It is already a plain model: there is nothing to export.")
 
 
 def export_model(
@@ -172,7 +167,7 @@ def _write_gs_model(out: Path, model: SimCSEGSModel, fmt: str, result: ExportRes
 
 def max_seq_length(model: SimCSEGSModel) -> int:
     """The truncation length :meth:`SimCSEGSModel.encode` uses by default."""
-    return min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    return max_input_length(model.tokenizer, model.backbone.config)
 
 
 def _write_sentence_transformers(out: Path, model: SimCSEGSModel, result: ExportResult) -> None:

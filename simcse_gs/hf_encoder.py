@@ -10,48 +10,17 @@ A model without a pooling layer gives the raw first-token vector for both.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .encoding import check_extra_encode_kwargs, encode_in_length_order, finish_embeddings, sentence_list
 from .keep import KeepStatsAccumulator
+from .model_folder import max_input_length, sentence_transformers_max_length
 from .pooling import check_pooler_type, pool
-
-# Model types whose position ids start after the padding index (RoBERTa family): two fewer usable positions.
-_OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text",
-                          "roberta-prelayernorm", "mpnet"}
-_UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a configured limit report ~1e30
-
-
-def sentence_transformers_max_length(name_or_path: str) -> int | None:
-    """``max_seq_length`` of a local sentence-transformers folder (``sentence_bert_config.json``), if any."""
-    path = os.path.join(str(name_or_path), "sentence_bert_config.json")
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f).get("max_seq_length")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return int(value) if isinstance(value, int) and value > 0 else None
-
-
-def model_max_length(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> int:
-    """Longest input the encoder accepts: the tokenizer's limit, capped by the position embeddings."""
-    limits = []
-    if tokenizer.model_max_length and tokenizer.model_max_length < _UNSET_MAX_LENGTH:
-        limits.append(int(tokenizer.model_max_length))
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions:
-        offset = (getattr(config, "pad_token_id", None) or 0) + 1 if config.model_type in _OFFSET_POSITION_TYPES else 0
-        limits.append(int(positions) - offset)
-    return min(limits) if limits else 512
 
 
 class HFEncoder:
@@ -75,7 +44,7 @@ class HFEncoder:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.pooler_type = pooler_type
-        self.limit = model_max_length(tokenizer, model.config)
+        self.limit = max_input_length(tokenizer, model.config)
         self.max_length = min(max_length, self.limit) if max_length else self.limit
 
     @classmethod

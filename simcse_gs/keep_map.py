@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .model_folder import inspect_model, load_checkpoint, max_input_length
 from .modeling import SimCSEGSModel
 
 CMAP = "RdYlGn"  # red = dropped-leaning (p near 0), green = kept-leaning (p near 1)
@@ -45,37 +46,24 @@ class KeepMap:
         return sum(k for k, d in zip(self.kept, self.decided) if d) / n if n else float("nan")
 
 
+def _not_gs_message(name: str) -> str:
+    return (f"{name} is not a Gumbel-Softmax checkpoint (use_gs=false): it has no token-keep proxy, so there is "
+            "no keep map to draw (plain SimCSE and the random-drop control keep every token at inference). "
+            "Train with --use_gs true.")
+
+
 def check_gs_model(model: SimCSEGSModel, name: str = "this model") -> None:
     if not getattr(model.config, "use_gs", False) or getattr(model, "proxy", None) is None:
-        raise ValueError(
-            f"{name} is not a Gumbel-Softmax checkpoint (use_gs=false): it has no token-keep proxy, so there is "
-            "no keep map to draw (plain SimCSE and the random-drop control keep every token at inference). "
-            "Train with --use_gs true."
-        )
+        raise ValueError(_not_gs_message(name))
 
 
 def load_gs_model(model_name_or_path: str | os.PathLike, device: str | None = None) -> SimCSEGSModel:
     """Load a GS checkpoint folder, refusing anything else with a clear message."""
-    config_file = Path(model_name_or_path) / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{model_name_or_path} has no config.json: give a checkpoint folder of train.py.")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    if config.get("model_type") != "simcse_gs":
-        raise ValueError(
-            f"{model_name_or_path} is not a simcse_gs checkpoint (model_type '{config.get('model_type')}'): keep "
-            "maps need a model trained by train.py with --use_gs true."
-        )
-    if not config.get("use_gs"):
-        raise ValueError(
-            f"{model_name_or_path} is not a Gumbel-Softmax checkpoint (use_gs=false): it has no token-keep proxy, "
-            "so there is no keep map to draw (plain SimCSE and the random-drop control keep every token at "
-            "inference). Train with --use_gs true."
-        )
-    model = SimCSEGSModel.from_pretrained(model_name_or_path)
-    check_gs_model(model, str(model_name_or_path))
-    if model.tokenizer is None:
-        raise ValueError(f"{model_name_or_path} has no tokenizer files beside the weights.")
-    return model.to(device) if device else model
+    folder = inspect_model(model_name_or_path, expect="simcse_gs",
+                           hint="Keep maps need a model trained by train.py with --use_gs true.")
+    if not folder.use_gs:
+        raise ValueError(_not_gs_message(str(model_name_or_path)))
+    return load_checkpoint(model_name_or_path, device=device)
 
 
 def _display(tokenizer, token: str) -> str:
@@ -99,7 +87,7 @@ def compute_keep_maps(
         raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
     was_training = model.training
     model.eval()
-    limit = min(tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+    limit = max_input_length(tokenizer, model.backbone.config)
     device = next(model.parameters()).device
     maps: list[KeepMap] = []
     try:

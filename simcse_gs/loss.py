@@ -28,6 +28,16 @@ def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(z.contiguous()), dim=0)
 
 
+def sum_across_processes(x: torch.Tensor) -> torch.Tensor:
+    """Sum ``x`` over every process, differentiably (the backward sums the gradients back, as the gather's does);
+    identity outside DDP. With DDP averaging, a term computed from such a global sum gets its one-process gradient."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(x)
+
+
 def contrastive_logits(
     z1: torch.Tensor, z2: torch.Tensor, z3: torch.Tensor | None, temp: float, hard_negative_weight: float = 0.0
 ) -> torch.Tensor:

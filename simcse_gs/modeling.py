@@ -44,8 +44,9 @@ from .estimators import (
 )
 from .gumbel import check_tau_unit
 from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
-from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
+from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad, sum_across_processes
 from .mlm import build_mlm_head
+from .model_folder import looks_local, max_input_length
 from .pooling import MLPHead, check_pooler_type, pool, resolve_head_type
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 from .pruning import original_position_ids, prune_batch
@@ -269,10 +270,8 @@ class SimCSEGSModel(PreTrainedModel):
         from .checkpoint import CheckpointError, check_model_folder
 
         path = os.fspath(pretrained_model_name_or_path)
-        if os.path.isdir(path):
+        if looks_local(path):  # a local path is checked (and never sent to the hub); see simcse_gs.model_folder
             check_model_folder(path)
-        elif os.path.exists(path) or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:
-            raise CheckpointError(f"Checkpoint folder not found: {path} (a local path, so the hub is not asked).")
         kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
         try:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -379,8 +378,12 @@ class SimCSEGSModel(PreTrainedModel):
         logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, cfg.inference_budget, **enc_kwargs)
         stats = keep_statistics(prob.detach(), hard, decided)
         extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
-        if cfg.gs_keep_rate_weight > 0:  # for hard_concrete p = P(gate != 0): the expected-L0 budget
-            mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
+        if cfg.gs_keep_rate_weight > 0:  # the global batch's mean p under DDP (training), as on one process;
+            # for hard_concrete p = P(gate != 0): the expected-L0 budget
+            total, count = (prob * decided).sum(), decided.sum().float()
+            if self.training:
+                total, count = sum_across_processes(total), sum_across_processes(count)
+            mean_p = total / count.clamp(min=1)
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
         if not self.training:
             return [hard] * n_samples, extras
@@ -602,7 +605,7 @@ class SimCSEGSModel(PreTrainedModel):
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
         budget = self.check_inference_options(keep_budget, prune)
-        limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
+        limit = max_input_length(self.tokenizer, self.backbone.config)
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()

@@ -28,6 +28,7 @@ except ImportError as err:  # sentence-transformers < 6 has another module inter
     raise ImportError("The SimCSE-GS sentence-transformers module needs sentence-transformers >= 6 "
                       "(pip install -U sentence-transformers).") from err
 
+from .model_folder import max_input_length
 from .modeling import SimCSEGSModel
 
 CONFIG_NAME = "sentence_bert_config.json"
@@ -45,7 +46,7 @@ class SimCSEGSEncoder(InputModule):
             raise ValueError("The SimCSE-GS model has no tokenizer: load it from a folder that holds one.")
         self.model = model
         self.tokenizer = model.tokenizer
-        limit = min(model.tokenizer.model_max_length, model.backbone.config.max_position_embeddings - 2)
+        limit = max_input_length(model.tokenizer, model.backbone.config)
         self.max_seq_length = min(max_seq_length, limit) if max_seq_length else limit
 
     def preprocess(self, inputs: Sequence[str], prompt: str | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:

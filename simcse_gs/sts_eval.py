@@ -22,7 +22,15 @@ from .keep import KeepStatsAccumulator
 
 STS_YEARS = ("STS12", "STS13", "STS14", "STS15", "STS16")
 ALL_TASKS = (*STS_YEARS, "STSBenchmark", "SICKRelatedness")
-SIMCSE_COLUMNS = ("sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr", "avg")
+# The result tables' columns, defined once for evaluation.py's tables, scripts/make_table.py and the tests:
+# (key in the summary dict, header).
+SIMCSE_TABLE = (
+    ("sts12", "STS12"), ("sts13", "STS13"), ("sts14", "STS14"), ("sts15", "STS15"), ("sts16", "STS16"),
+    ("stsb", "STS-B"), ("sickr", "SICK-R"), ("avg", "Avg."),
+)  # fmt: skip
+SIMCSE_COLUMNS = tuple(key for key, _ in SIMCSE_TABLE)
+DEV_TABLE = (("stsb_spearman", "STS-B dev"), ("sickr_spearman", "SICK-R dev"), ("avg_sts", "Avg."))
+DEV_COLUMNS = tuple(key for key, _ in DEV_TABLE)
 ORIGINAL_GS_COLUMNS = (
     "avg_sts", "avg_test", "avg_train_and_dev", "sickrelatedness", "sts12", "sts13", "sts14", "sts15", "sts16",
     "stsbenchmark", "stsbenchmark_test", "stsbenchmark_train_and_dev",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import random
+import string
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
 
 from senteval.sts import STS_SUBSETS
+from simcse_gs.data_files import resolve_train_file
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-STS_DATA = SHARED_DATA / "downstream"
-WIKI = SHARED_DATA / "train" / "wiki" / "wiki1m_for_simcse.head11914.txt"
-NLI = SHARED_DATA / "train" / "nli" / "snli_dev_test_triples_for_simcse.csv"
+# The CPU-sized training files where the configs name them (data/), or in $SIMCSE_GS_DATA, or the shared copy.
+WIKI = Path(resolve_train_file("data/wiki1m_for_simcse.head11914.txt", log=False))
+NLI = Path(resolve_train_file("data/snli_dev_test_triples_for_simcse.csv", log=False))
 
 SENTENCES = [
     "a man is playing a guitar .",
@@ -25,6 +26,9 @@ SENTENCES = [
     "a woman slices an onion in the kitchen while the radio plays",
     "stocks fell sharply on monday",
 ]
+
+WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen rain stocks fell sharply "
+         "monday two children park red car road quickly slowly onion slices bright sun").split()
 
 
 def build(path, **settings):
@@ -69,13 +73,31 @@ def _roberta_tokenizer(out: Path):
     return RobertaTokenizerFast.from_pretrained(str(out))
 
 
+def _bert_tokenizer(out: Path):
+    """An uncased WordPiece tokenizer trained on the test sentences: BERT's tokenizer type without the hub or the
+    packaged MiniLM. Every lower-case letter and digit is in the vocabulary both word-initially and as a ``##``
+    continuation, so any ASCII word splits into known pieces instead of [UNK]."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    chars = string.ascii_lowercase + string.digits
+    corpus = [*SENTENCES, " ".join(WORDS), " ".join(string.punctuation), "a cat sitting a dog sentence number"]
+    corpus += [" ".join(c + d for d in chars) for c in chars]  # every piece, initial and ##continuation
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(corpus * 5, vocab_size=600, min_frequency=1,
+                                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    out.mkdir(parents=True, exist_ok=True)
+    wordpiece.save_model(str(out))
+    return BertTokenizerFast.from_pretrained(str(out), model_max_length=512)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide random BERT with the MiniLM (uncased WordPiece) tokenizer, saved to disk."""
+    """A 2-layer, 32-wide random BERT with a small uncased WordPiece tokenizer trained here, saved to disk."""
     out = tmp_path_factory.mktemp("tiny-bert")
-    tok = AutoTokenizer.from_pretrained(minilm_path())
+    tok = _bert_tokenizer(out / "wordpiece")
     torch.manual_seed(0)
-    BertModel(tiny_config("bert", tok.vocab_size)).save_pretrained(out)
+    BertModel(tiny_config("bert", len(tok))).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
 
@@ -96,6 +118,19 @@ def minilm() -> str:
     return minilm_path()
 
 
+@pytest.fixture(scope="session")
+def real_sts_data() -> str:
+    """The real STS sets, found as the evaluation finds them: $SENTEVAL_DATA, else SentEval/data/downstream.
+
+    Skipped (with the reason) where they are absent; CI sets SENTEVAL_DATA and does not allow this skip."""
+    import senteval
+
+    try:
+        return senteval.resolve_task_path(None)
+    except senteval.SentEvalDataError as err:
+        pytest.skip(f"real STS data not found; set SENTEVAL_DATA to run this test ({err})")
+
+
 @pytest.fixture()
 def unsup_file(tmp_path) -> str:
     path = tmp_path / "sents.txt"
@@ -109,10 +144,6 @@ def triples_file(tmp_path) -> str:
     rows = ["sent0,sent1,hard_neg"] + [f"{a},{b},{c}" for a, b, c in zip(SENTENCES, SENTENCES[1:], SENTENCES[2:])]
     path.write_text("\n".join(rows * 1) + "\n", encoding="utf-8")
     return str(path)
-
-
-WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen rain stocks fell sharply "
-         "monday two children park red car road quickly slowly onion slices bright sun").split()
 
 
 def _pairs(rng: random.Random, n: int) -> list[tuple[str, str, float]]:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import train
+from simcse_gs.data_files import TRAIN_FILES
 
 ROOT = Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(ROOT.rglob("*.yaml"))
@@ -26,6 +27,9 @@ def test_config_parses(path, tmp_path):
     assert data_args.max_seq_length == 32 and model_args.temp == 0.05
     supervised = f"-{path.stem}".count("-sup-") > 0  # NLI triples; the rest train on Wikipedia sentences
     assert data_args.train_file.endswith(".csv" if supervised else ".txt")
+    # a path a user has: the repository's data/ folder (README, Install), never one machine's layout
+    assert data_args.train_file.startswith("data/") and ".." not in data_args.train_file
+    assert Path(data_args.train_file).name in TRAIN_FILES
 
 
 @pytest.mark.parametrize("folder", ["original", "simcse-paper"])

@@ -1,4 +1,4 @@
-"""Bad inputs give one clear paragraph (and, from ``python train.py``, ``error: ...`` with exit code 2).
+"""Bad inputs give one clear paragraph (and, from ``python train.py``, ``train.py: error: ...`` with exit code 2).
 
 docs/ERRORS.md lists every case with the test that covers it; cases already tested elsewhere (tests/test_data.py,
 test_gumbel.py, test_model.py, test_loss.py, test_senteval.py) are referenced there, not repeated here.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def cli_error(capsys, argv: list[str], code: int = 2) -> str:
     """Run ``train.cli``; check the exit code, no traceback, one ``error:`` line; return that line."""
     assert train.cli(argv) == code
     stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    errors = [line for line in stderr.splitlines() if line.startswith("train.py: error: ")]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
     return errors[0]
 
@@ -71,6 +72,24 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
         (["--init_tau", "0.2", "--min_tau", "0.5"], r"init_tau \(0.2\) must be >= min_tau \(0.5\)"),
         (["--tau_decay_rate", "-0.1"], "tau_decay_rate must be >= 0"),
         (["--per_device_train_batch_size", "1"], "must be >= 2: the contrastive loss takes its negatives"),
+        # every other check of simcse_gs/arguments.py, in the order it makes them
+        (["--gs_hard", "--gs_estimator", "reinforce"], r"--gs_hard \(deprecated alias of --gs_estimator st\) "
+                                                       "contradicts --gs_estimator reinforce"),
+        (["--gs_estimator", "gumbel"], "--gs_estimator must be one of soft, st, reinforce, got 'gumbel'"),
+        (["--gs_reinforce_reward", "token"], "--gs_reinforce_reward must be one of sentence, batch, got 'token'"),
+        (["--gs_reinforce_baseline_momentum", "1"], r"--gs_reinforce_baseline_momentum must be in \[0, 1\), got 1"),
+        (["--gs_attn_impl", "flash"], r"--gs_attn_impl must be one of \['eager', 'sdpa'\], got 'flash'"),
+        (["--temp", "0"], "--temp must be > 0, got 0"),
+        (["--use_gs", "false", "--token_drop_rate", "1"], r"--token_drop_rate must be in \[0, 1\), got 1"),
+        (["--token_drop_rate", "0.1"], "--token_drop_rate is the random-drop control: use it with --use_gs false"),
+        (["--gs_target_keep_rate", "1.5"], r"--gs_target_keep_rate must be in \[0, 1\], got 1.5"),
+        (["--gs_keep_rate_weight", "-1"], "--gs_keep_rate_weight must be >= 0, got -1"),
+        (["--proxy_num_layers", "0"], "--proxy_num_layers must be >= 1, got 0"),
+        (["--mlm_probability", "1"], r"--mlm_probability must be in \(0, 1\), got 1"),
+        (["--eval_split", "test"], "--eval_split must be dev or train_and_dev, got 'test'"),
+        (["--max_seq_length", "1"], "--max_seq_length must be >= 2, got 1"),
+        (["--learning_rate=-1e-5"], "--learning_rate must be >= 0, got -1e-05: a negative step size"),
+        (["--proxy_learning_rate", "-0.001"], "--proxy_learning_rate must be >= 0, got -0.001"),
     ],
 )
 def test_bad_flags_are_refused_with_a_message(tmp_path, capsys, flags, message):
@@ -127,8 +146,70 @@ def test_cli_prints_the_message_without_a_traceback(tiny_bert_dir, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.rstrip().splitlines()[-1] == f"error: Training file not found: {missing}. Check --train_file."
+    expected = f"train.py: error: Training file not found: {missing}. Check --train_file."
+    assert proc.stderr.rstrip().splitlines()[-1] == expected
     assert "Traceback" not in proc.stderr
+
+
+def _commands() -> dict:
+    """Each command's command-line function, by the program name its errors start with."""
+    from simcse_gs import evaluate
+
+    export_main = runpy.run_path(str(REPO / "export.py"), run_name="export_cli")["main"]
+    keep_map_main = runpy.run_path(str(REPO / "scripts" / "keep_map.py"), run_name="keep_map_cli")["main"]
+    return {"train.py": train.cli, "evaluation.py": evaluate.main, "export.py": export_main,
+            "keep_map.py": keep_map_main}
+
+
+def _one_error_line(capsys, prog: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]  # (progress bars may come before it)
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: ") and "Traceback" not in err, err[-2000:]
+    return lines[0]
+
+
+def test_every_command_follows_the_cli_convention(tiny_bert_dir, tmp_path, capsys, monkeypatch):
+    """docs/ERRORS.md: ``PROG: error: <message>``; 2 for a mistake found before any work, 1 for a failure during
+    the run; argparse's own usage errors carry the same prefix and status."""
+    commands = _commands()
+    missing = str(tmp_path / "no-such-model")
+    before_work = {
+        "train.py": ["--model_name_or_path", missing, "--train_file", "x.txt", "--output_dir", str(tmp_path / "t")],
+        "evaluation.py": ["--model_name_or_path", missing, "--senteval_data", str(write_tiny_sts(tmp_path / "sts")),
+                          "--mode", "dev"],
+        "export.py": ["--model_name_or_path", missing, "--output_dir", str(tmp_path / "e")],
+        "keep_map.py": ["--model_name_or_path", missing, "--sentences", "a sentence"],
+    }
+    for prog, main in commands.items():
+        capsys.readouterr()
+        assert main(before_work[prog]) == 2, prog
+        assert "no-such-model" in _one_error_line(capsys, prog)
+        try:  # an unknown flag: argparse exits itself, HfArgumentParser raises ValueError (the command reports it)
+            code = main([*before_work[prog], "--no_such_flag"])
+        except SystemExit as usage:
+            code = usage.code
+        assert code == 2 and f"{prog}: error: " in capsys.readouterr().err and "no_such_flag", prog
+
+    # failures while writing the results: exit 1
+    gs = tmp_path / "gs"
+    torch.manual_seed(0)
+    SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True, pooler_type="avg").save_pretrained(gs)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    evaluation_argv = ["--model_name_or_path", str(gs), "--senteval_data", str(tmp_path / "sts"), "--mode", "dev",
+                       "--no_progress", "--output_json", str(blocker / "r.json")]
+    assert commands["evaluation.py"](evaluation_argv) == 1
+    assert "cannot write --output_json" in _one_error_line(capsys, "evaluation.py")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("simcse_gs.export._write_sentence_transformers", disk_full)
+    monkeypatch.setitem(commands["keep_map.py"].__globals__, "write_keep_maps", disk_full)
+    assert commands["keep_map.py"](["--model_name_or_path", str(gs), "--sentences", "a sentence"]) == 1
+    assert "No space left on device" in _one_error_line(capsys, "keep_map.py")
+    assert commands["export.py"](["--model_name_or_path", str(gs), "--output_dir", str(tmp_path / "e2")]) == 1
+    assert "No space left on device" in _one_error_line(capsys, "export.py")
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:
@@ -252,7 +333,7 @@ def damage(folder: Path, how: str) -> None:
         ("truncated", r"model\.safetensors is not a valid safetensors file .*truncated, overwritten"),
         ("garbage", r"model\.safetensors is not a valid safetensors file"),
         ("pickle_only", r"only has pytorch_model\.bin, a pickle file, which this project does not load"),
-        ("no_config", r"has no config\.json, so it is not a model checkpoint"),
+        ("no_config", r"has no config\.json, so it is not a model folder"),
         ("plain_bert", r"holds a 'bert' model, not a SimCSE-GS checkpoint.*--model_name_or_path"),
     ],
 )
@@ -266,7 +347,7 @@ def test_damaged_checkpoint_folder_is_named(saved_model, tmp_path, how, message)
 
 
 def test_missing_checkpoint_folder_does_not_ask_the_hub(tmp_path):
-    with pytest.raises(CheckpointError, match=r"Checkpoint folder not found: .*nowhere \(a local path"):
+    with pytest.raises(CheckpointError, match=r"Model folder not found: .*nowhere \(a local path"):
         SimCSEGSModel.from_pretrained(tmp_path / "nowhere")
 
 

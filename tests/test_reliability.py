@@ -1,12 +1,12 @@
 """Reliability: exact resume after SIGKILL, same seed -> same numbers, a NaN loss keeps the last checkpoint intact.
 
-Tolerances. On one CPU with the same thread count, every kernel here is deterministic, and the Trainer restores the
+Exactness. On one CPU with the same thread count, every kernel here is deterministic, and the Trainer restores the
 optimizer, scheduler, ``global_step`` (so the Gumbel temperature), the data order and the python/numpy/torch RNG
 states (``rng_state.pth``: dropout and the Gumbel noise both draw from torch's global generator) from a
-checkpoint. So a resumed run must equal an uninterrupted one; it does bit for bit here. The comparisons still allow
-a relative 1e-6 (and 1e-7 absolute on weights), because the killed run is another process, and nothing but the
-thread count guarantees the same summation order of its float32 reductions. Anything actually lost on resume (an
-RNG state, a data-order shift, a tau off by a step) changes the numbers by far more (1e-3 and up on these losses).
+checkpoint. So a resumed run equals an uninterrupted one bit for bit, and the resume test checks exactly that
+(``==`` on every logged number and ``torch.equal`` on every weight; the killed run is a subprocess with the same
+thread count as this one). Anything actually lost on resume (an RNG state, a data-order shift, a tau off by a step)
+changes the numbers by far more (1e-3 and up on these losses).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ import train
 from simcse_gs.checkpoint import resolve_resume_checkpoint
 from simcse_gs.modeling import SimCSEGSModel
 from tests.conftest import REPO, SENTENCES
-
-REL, ABS = 1e-6, 1e-7
 
 STS_PAIRS = [  # (score, sentence 1, sentence 2)
     (5.0, "a man is playing a guitar .", "a man plays the guitar ."),
@@ -85,7 +83,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     assert wa.keys() == wb.keys()
     for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], rtol=REL, atol=ABS, msg=lambda m, k=key: f"{k}: {m}")
+        assert torch.equal(wa[key], wb[key]), (key, (wa[key] - wb[key]).abs().max().item())
 
 
 def _complete_json(path: Path) -> bool:
@@ -142,7 +140,7 @@ def test_resume_after_sigkill_continues_exactly(tiny_bert_dir, tmp_path):
     for step in (4, 5, 6):
         for key in ("loss", "contrastive_loss", "tau", "keep_prob", "keep_entropy", "learning_rate", "grad_norm",
                     "epoch"):
-            assert b[step][key] == pytest.approx(a[step][key], rel=REL, abs=ABS), (step, key)
+            assert b[step][key] == a[step][key], (step, key)  # bit for bit
     assert a[4]["tau"] == pytest.approx(math.exp(-0.2 * 3))  # step 4 used tau(global_step=3): schedule continued
     assert_same_weights(full, resumed)
     assert_same_weights(full / "checkpoint-6", resumed / "checkpoint-6")
@@ -201,9 +199,9 @@ def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tiny_bert_dir, un
     code = train.cli(train_args(tiny_bert_dir, unsup_file, out, "--max_steps", "6", "--save_strategy", "steps",
                                 "--save_steps", "2", "--use_gs", "true"))
     stderr = capsys.readouterr().err
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    errors = [line for line in stderr.splitlines() if line.startswith("train.py: error:")]
     assert code == 1 and len(errors) == 1 and "Traceback" not in stderr
-    assert errors[0].startswith("error: The loss is nan at training step 3 (after 2 optimizer steps")
+    assert errors[0].startswith("train.py: error: The loss is nan at training step 3 (after 2 optimizer steps")
     assert f"(the last is {ckpt})" in errors[0]
     assert calls["hashes"] and sha256s(ckpt) == calls["hashes"]  # not one byte of the good checkpoint changed
     assert not (out / "checkpoint-3").exists() and not (out / "model.safetensors").exists()

@@ -259,7 +259,7 @@ def test_keep_map_script_and_non_gs_checkpoints(gs_checkpoint, tiny_bert_dir, tm
         load_gs_model(tmp_path / "plain")
     with pytest.raises(ValueError, match="not a Gumbel-Softmax checkpoint"):
         compute_keep_maps(plain, SENTENCES)
-    with pytest.raises(ValueError, match="not a simcse_gs checkpoint"):
+    with pytest.raises(ValueError, match="not a SimCSE-GS checkpoint"):
         load_gs_model(tiny_bert_dir)
 
 
@@ -431,7 +431,7 @@ def test_export_refusals_and_the_cli(tiny_bert_dir, tmp_path, capsys):
     assert "output_hidden_states=True" in (tmp_path / "b" / "README.md").read_text()
     with pytest.raises(FileExistsError):
         export_model(model, tmp_path / "b", fmt="hf")
-    with pytest.raises(ValueError, match="not a simcse_gs checkpoint"):
+    with pytest.raises(ValueError, match="not a SimCSE-GS checkpoint"):
         export_model(tiny_bert_dir, tmp_path / "c")
 
     build(tiny_bert_dir, use_gs=True).save_pretrained(tmp_path / "gs")

@@ -268,28 +268,25 @@ def test_bad_selection_flags_are_refused(flags, message, tmp_path):
 
 
 def test_evaluation_py_keep_budget_and_prune(tiny_bert_dir, sts_data, tmp_path, capsys):
-    import evaluation
+    from simcse_gs.evaluate import evaluate, main
 
-    def run(model, *flags):
-        return evaluation.main(["--model_name_or_path", str(model), "--senteval_data", sts_data, "--mode", "test",
-                                "--protocol", "simcse", "--no_progress", "--device", "cpu", *flags])
-
+    common = ["--senteval_data", sts_data, "--mode", "test", "--protocol", "simcse", "--no_progress", "--device",
+              "cpu"]
     renorm = build(tiny_bert_dir, use_gs=True, pooler_type="avg", gs_attn_renorm=True)
     renorm.save_pretrained(tmp_path / "renorm")
-    masked = run(tmp_path / "renorm", "--keep_budget", "0.5")["models"][0]
-    pruned = run(tmp_path / "renorm", "--keep_budget", "0.5", "--prune")["models"][0]
+    flags = ["--model_name_or_path", str(tmp_path / "renorm"), *common, "--keep_budget", "0.5"]
+    masked = evaluate(flags)["models"][0]
+    pruned = evaluate([*flags, "--prune"])["models"][0]
     assert pruned["simcse"] == masked["simcse"]  # same embeddings, so the same table
     assert 0.5 <= pruned["keep_stats"]["keep_rate"] < 0.75  # ceil(0.5 n) of n decided tokens
     build(tiny_bert_dir, use_gs=True, pooler_type="avg").save_pretrained(tmp_path / "original")
-    for model, flags, message in [
+    for model, extra, message in [
         (tmp_path / "original", ["--prune"], "only under the renormalised attention"),
         (tiny_bert_dir, ["--keep_budget", "0.5"], "plain encoder"),
         (tmp_path / "renorm", ["--keep_budget", "2"], r"--keep_budget must be in \(0, 1\]"),
     ]:
         capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            run(model, *flags)
-        assert exit_info.value.code == 2
+        assert main(["--model_name_or_path", str(model), *common, *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("evaluation.py: error:") and re.search(message, err), err
 

@@ -15,7 +15,6 @@ import senteval
 from senteval import SentEvalDataError, SentEvalFormatError
 from senteval.engine import SE, TASKS
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "downstream"
 ALL_TASKS = ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"]
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -422,9 +421,8 @@ def hashed_bow_batcher(params, batch, dim: int = 128):
     return out
 
 
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real SentEval data not found at {REAL_DATA}")
-def test_real_data_pair_counts_and_full_eval():
-    path = senteval.resolve_task_path(REAL_DATA)
+def test_real_data_pair_counts_and_full_eval(real_sts_data):
+    path = real_sts_data
     sts_counts = {"STS12": 3108, "STS13": 1500, "STS14": 3750, "STS15": 3000, "STS16": 1186}
     for task, count in sts_counts.items():
         assert sum(len(p) for p in senteval.load_sts_year(path, task).values()) == count

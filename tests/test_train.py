@@ -99,8 +99,8 @@ def test_unknown_config_key_is_refused(tmp_path):
     ],
 )
 def test_real_minilm_steps_and_checkpoint_round_trip(minilm, tmp_path, data, settings):
-    if not WIKI.exists():
-        pytest.skip("shared training data not found")
+    if not (WIKI.is_file() and NLI.is_file()):
+        pytest.skip(f"training data not found ({WIKI}, {NLI}): put it in data/ or set SIMCSE_GS_DATA (README)")
     source = WIKI if data == "wiki" else NLI
     small = tmp_path / ("train.txt" if data == "wiki" else "train.csv")
     small.write_text("".join(source.read_text(encoding="utf-8").splitlines(keepends=True)[:33]), encoding="utf-8")
@@ -122,3 +122,81 @@ def test_no_pinned_memory_without_an_accelerator(tmp_path):
 
     args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), report_to="none")
     assert args.dataloader_pin_memory == torch.accelerator.is_available()  # CPU: off, so no pin_memory warning
+
+
+# ------------------------------------------------------------------ gradient accumulation
+
+
+def _spy_on_micro_batches(monkeypatch) -> list[dict]:
+    """Record, for every training forward, the optimizer step it belongs to, the tau it used and its outputs."""
+    from simcse_gs.trainer import LOGGED_OUTPUTS, SimCSETrainer
+
+    calls: list[dict] = []
+    taus: list[float | None] = []
+    original, forward = SimCSETrainer.compute_loss, SimCSEGSModel.forward
+
+    def spy_forward(self, *args, tau=None, **kwargs):
+        taus.append(tau)  # the temperature the model was given
+        return forward(self, *args, tau=tau, **kwargs)
+
+    def spy(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = original(self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if model.training:
+            baseline = getattr(model, "reinforce_baseline", None)
+            calls.append({"step": self.state.global_step, "tau": taus[-1], "loss": float(loss.detach()),
+                          **{k: float(outputs[k]) for k in LOGGED_OUTPUTS if outputs.get(k) is not None},
+                          "baseline": None if baseline is None else float(baseline)})
+        return (loss, outputs) if return_outputs else loss
+
+    monkeypatch.setattr(SimCSEGSModel, "forward", spy_forward)
+    monkeypatch.setattr(SimCSETrainer, "compute_loss", spy)
+    return calls
+
+
+@pytest.mark.parametrize("estimator", ["soft", "reinforce"])
+def test_gradient_accumulation_logs_means_and_keeps_tau_per_optimizer_step(tiny_bert_dir, unsup_file, tmp_path,
+                                                                          monkeypatch, estimator):
+    """--gradient_accumulation_steps 2, --logging_steps 2: 4 micro-batches per log. tau is the schedule's value of
+    the optimizer step (the same for both micro-batches of a step); every logged GS statistic, tau and the loss is
+    the plain mean over the 4 micro-batches; the REINFORCE baseline is updated after every training forward
+    (micro-batch), as docs/RESEARCH_TOOLS.md says, and saved with the model."""
+    calls = _spy_on_micro_batches(monkeypatch)
+    out = tmp_path / "o"
+    run(tiny_bert_dir, unsup_file, out, "--max_steps", "4", "--gradient_accumulation_steps", "2",
+        "--logging_steps", "2", "--gs_estimator", estimator, "--init_tau", "2.0", "--min_tau", "0.1",
+        "--tau_decay_rate", "0.3", "--gs_reinforce_baseline_momentum", "0.75", "--seed", "7")
+    assert [c["step"] for c in calls] == [0, 0, 1, 1, 2, 2, 3, 3]
+    schedule = TauSchedule(2.0, 0.1, 0.3)
+    if estimator == "soft":
+        assert [c["tau"] for c in calls] == [schedule(c["step"]) for c in calls]  # constant within a step
+    logs = [h for h in log_history(out) if "loss" in h]
+    assert [h["step"] for h in logs] == [2, 4]
+    for log, window in zip(logs, (calls[:4], calls[4:])):
+        mean = {k: sum(c[k] for c in window) / 4 for k in ("loss", "contrastive_loss", "keep_prob", "keep_rate",
+                                                              "keep_entropy", "tau")}
+        assert log["loss"] == pytest.approx(mean["loss"], rel=1e-5)
+        for key in ("contrastive_loss", "keep_prob", "keep_rate", "keep_entropy"):
+            assert log[key] == pytest.approx(mean[key], abs=1e-6), key
+        if estimator == "soft":
+            assert log["tau"] == pytest.approx(mean["tau"], abs=1e-6)
+        else:
+            assert "tau" not in log  # REINFORCE samples Bernoulli(p): no temperature
+    if estimator == "reinforce":
+        expected = None
+        for c in calls:  # baseline <- m * baseline + (1 - m) * contrastive loss, after every forward
+            expected = c["contrastive_loss"] if expected is None else 0.75 * expected + 0.25 * c["contrastive_loss"]
+            assert c["baseline"] == pytest.approx(expected, rel=1e-6)
+        saved = SimCSEGSModel.from_pretrained(out).reinforce_baseline.item()
+        assert saved == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_config_data_path_is_found_in_simcse_gs_data(tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    """The configs name data/<file>; train.py finds it in $SIMCSE_GS_DATA when data/ does not have it, and says so."""
+    own = tmp_path / "my-data"
+    own.mkdir()
+    (own / "wiki1m_for_simcse.head11914.txt").write_text("\n".join(SENTENCES * 2) + "\n", encoding="utf-8")
+    monkeypatch.setenv("SIMCSE_GS_DATA", str(own))
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    run(tiny_bert_dir, "data/wiki1m_for_simcse.head11914.txt", tmp_path / "o", "--max_steps", "1")
+    assert "training file data/wiki1m_for_simcse.head11914.txt not found; using " + str(own) in capsys.readouterr().err
+    assert (tmp_path / "o" / "model.safetensors").is_file()
