@@ -75,7 +75,7 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
         # every other check of simcse_gs/arguments.py, in the order it makes them
         (["--gs_hard", "--gs_estimator", "reinforce"], r"--gs_hard \(deprecated alias of --gs_estimator st\) "
                                                        "contradicts --gs_estimator reinforce"),
-        (["--gs_estimator", "gumbel"], "--gs_estimator must be one of soft, st, reinforce, got 'gumbel'"),
+        (["--gs_estimator", "gumbel"], "--gs_estimator must be one of soft, st, reinforce, topk, hard_concrete, got 'gumbel'"),
         (["--gs_reinforce_reward", "token"], "--gs_reinforce_reward must be one of sentence, batch, got 'token'"),
         (["--gs_reinforce_baseline_momentum", "1"], r"--gs_reinforce_baseline_momentum must be in \[0, 1\), got 1"),
         (["--gs_attn_impl", "flash"], r"--gs_attn_impl must be one of \['eager', 'sdpa'\], got 'flash'"),
@@ -205,6 +205,7 @@ def test_every_command_follows_the_cli_convention(tiny_bert_dir, tmp_path, capsy
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("simcse_gs.export._write_sentence_transformers", disk_full)
+    monkeypatch.setattr("simcse_gs.export._write_gs_model", disk_full)  # a GS export writes the whole model
     monkeypatch.setitem(commands["keep_map.py"].__globals__, "write_keep_maps", disk_full)
     assert commands["keep_map.py"](["--model_name_or_path", str(gs), "--sentences", "a sentence"]) == 1
     assert "No space left on device" in _one_error_line(capsys, "keep_map.py")
