@@ -75,7 +75,8 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
         # every other check of simcse_gs/arguments.py, in the order it makes them
         (["--gs_hard", "--gs_estimator", "reinforce"], r"--gs_hard \(deprecated alias of --gs_estimator st\) "
                                                        "contradicts --gs_estimator reinforce"),
-        (["--gs_estimator", "gumbel"], "--gs_estimator must be one of soft, st, reinforce, topk, hard_concrete, got 'gumbel'"),
+        (["--gs_estimator", "gumbel"],
+         "--gs_estimator must be one of soft, st, reinforce, topk, hard_concrete, got 'gumbel'"),
         (["--gs_reinforce_reward", "token"], "--gs_reinforce_reward must be one of sentence, batch, got 'token'"),
         (["--gs_reinforce_baseline_momentum", "1"], r"--gs_reinforce_baseline_momentum must be in \[0, 1\), got 1"),
         (["--gs_attn_impl", "flash"], r"--gs_attn_impl must be one of \['eager', 'sdpa'\], got 'flash'"),
