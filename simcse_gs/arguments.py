@@ -5,6 +5,7 @@ Every check that can fail before any work starts lives in ``__post_init__``.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +16,9 @@ from .attention import ATTN_IMPLEMENTATIONS
 from .estimators import ESTIMATORS, REINFORCE_REWARDS, check_estimator, resolve_estimator
 from .gumbel import TauSchedule
 from .pooling import POOLER_TYPES, check_pooler_type
+from .precision import PRECISIONS, check_precision
+
+logger = logging.getLogger(__name__)
 
 
 def default_model_path() -> str:
@@ -154,8 +158,15 @@ class DataArguments:
         metadata={"help": "STS-B/SICK-R split evaluated during training: dev (SimCSE) or train_and_dev (original GS)."},
     )
     eval_batch_size: int = field(default=128, metadata={"help": "Sentences per batch when encoding for STS."})
+    eval_precision: str = field(
+        default="fp32",
+        metadata={"help": f"Precision of the STS evaluation during training: {', '.join(PRECISIONS)} (autocast; "
+                  "bf16 is faster on CPUs with AVX-512 BF16 / AMX and on GPUs, STS within 0.05, see "
+                  "docs/PERFORMANCE.md)."},
+    )
 
     def __post_init__(self) -> None:
+        check_precision(self.eval_precision, "--eval_precision")
         if self.eval_split not in ("dev", "train_and_dev"):  # never select models on a test split
             raise ValueError(f"--eval_split must be dev or train_and_dev, got '{self.eval_split}'.")
         if self.max_seq_length < 2:
@@ -179,10 +190,19 @@ class SimCSETrainingArguments(TrainingArguments):
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator needs them."})
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={"help": "Kept False: a NaN/inf loss stops training (NonFiniteLossError) before it is logged, and "
+                  "the filter's per-step check would make every step wait for the GPU."},
+    )
 
     def __post_init__(self) -> None:
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
+            self.use_cpu = True  # the Trainer refuses --bf16 on a CPU-only machine unless told it is one
+            if self.fp16:
+                logger.warning("--fp16 on a machine without an accelerator trains in float32 (accelerate applies "
+                               "fp16 autocast on GPUs only); use --bf16 true for mixed precision on a CPU.")
         super().__post_init__()
         if self.per_device_train_batch_size < 2 and self.world_size == 1:
             raise ValueError(

@@ -21,6 +21,8 @@ from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedM
 from .encoding import encode_in_length_order
 from .keep import KeepStatsAccumulator
 from .pooling import check_pooler_type, pool
+from .precision import autocast as precision_autocast
+from .precision import check_precision
 
 # Model types whose position ids start after the padding index (RoBERTa family): two fewer usable positions.
 _OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text",
@@ -119,15 +121,19 @@ class HFEncoder:
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Sentence embeddings [N, H] (float32, CPU) in input order; tokenised once, length-sorted batches.
 
         ``keep_stats`` is accepted for interface compatibility and left untouched (a plain encoder keeps every
         token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit).
+        ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (see :mod:`simcse_gs.precision`).
         """
         del keep_stats
+        check_precision(precision)
         needs_all_layers = self.pooler_type in ("avg_top2", "avg_first_last")
 
+        @precision_autocast(precision, self.device)
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             output = self.model(**batch, output_hidden_states=needs_all_layers)
             if self.pooler_type == "cls" and getattr(output, "pooler_output", None) is not None:

@@ -38,10 +38,12 @@ from .estimators import (
     update_baseline,
 )
 from .gumbel import keep_probability
-from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
+from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistic_tensors
 from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad
 from .mlm import build_mlm_head
 from .pooling import MLPHead, check_pooler_type, pool
+from .precision import autocast as precision_autocast
+from .precision import check_precision
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 
 
@@ -246,8 +248,12 @@ class SimCSEGSModel(PreTrainedModel):
 
     def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         # From the config, not a buffer: non-persistent buffers come back uninitialised from from_pretrained.
-        ids = torch.tensor(self.config.special_token_ids, dtype=input_ids.dtype, device=input_ids.device)
-        return torch.isin(input_ids, ids)
+        # Compared with Python ints, not a tensor built from the list: that would be a host-to-device copy, which
+        # waits for the GPU, in every training step.
+        special = torch.zeros_like(input_ids, dtype=torch.bool)
+        for token_id in self.config.special_token_ids:
+            special |= input_ids == token_id
+        return special
 
     def score_tokens(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **enc_kwargs
@@ -279,8 +285,7 @@ class SimCSEGSModel(PreTrainedModel):
                 keeps.append(apply_forced(rand, attention_mask, special, cfg.gs_drop_special_tokens))
             return keeps, {}
         logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, **enc_kwargs)
-        stats = keep_statistics(prob.detach(), hard, decided)
-        extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
+        extras = keep_statistic_tensors(prob.detach(), hard, decided)  # on the device: no host sync per step
         if cfg.gs_keep_rate_weight > 0:
             mean_p = (prob * decided).sum() / decided.sum().clamp(min=1)
             extras["keep_rate_loss"] = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
@@ -305,9 +310,8 @@ class SimCSEGSModel(PreTrainedModel):
         """
         cfg = self.config
         n_views, batch = z.shape[:2]
-        baseline = self.reinforce_baseline.detach().clone()
-        if torch.isnan(baseline):
-            baseline = contrastive.detach().clone()
+        baseline = self.reinforce_baseline.detach()
+        baseline = torch.where(torch.isnan(baseline), contrastive.detach(), baseline)  # no branch: no host sync
         distributed = dist.is_available() and dist.is_initialized()
         if cfg.gs_reinforce_reward == "sentence":
             with torch.no_grad():  # per-example rows of the (global) contrastive loss, this process's examples
@@ -421,17 +425,21 @@ class SimCSEGSModel(PreTrainedModel):
         max_length: int | None = None,
         show_progress_bar: bool = False,
         keep_stats: KeepStatsAccumulator | None = None,
+        precision: str = "fp32",
     ) -> torch.Tensor:
         """Sentence embeddings [N, H] (float32, CPU) in input order, with the inference keep rule under GS.
 
         Sentences are tokenised once and encoded in length-sorted batches (less padding); the MLP head is
         applied only for ``cls`` without ``mlp_only_train``, as SimCSE evaluates. ``keep_stats``, if given,
-        accumulates the keep statistics of the encoded tokens.
+        accumulates the keep statistics of the encoded tokens. ``precision``: ``fp32``, or ``bf16`` / ``fp16``
+        autocast (see :mod:`simcse_gs.precision`).
         """
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
+        check_precision(precision)
         limit = min(self.tokenizer.model_max_length, self.backbone.config.max_position_embeddings - 2)
 
+        @precision_autocast(precision, next(self.parameters()).device)
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             keep = None
             if self.config.use_gs:
