@@ -40,7 +40,8 @@ def inference_keep(keep_prob: torch.Tensor, attention_mask: torch.Tensor) -> tor
     # Without a data-dependent branch (``if empty.any()`` would wait for the GPU): the fallback token is
     # or-ed into the rows that kept nothing.
     best = keep_prob.masked_fill(~real, -1.0).argmax(dim=-1)
-    fallback = torch.nn.functional.one_hot(best, keep.shape[-1]).bool() & ~keep.any(dim=-1, keepdim=True)
+    position = torch.arange(keep.shape[-1], device=keep.device)  # (not one_hot: on a CPU it checks on the host)
+    fallback = (position == best.unsqueeze(-1)) & ~keep.any(dim=-1, keepdim=True)
     return (keep | fallback).to(keep_prob.dtype)
 
 
