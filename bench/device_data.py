@@ -6,6 +6,7 @@
     python -m bench.device_data random OUT --tokenizer DIR [--tiny]   # random BERT-base + DistilBERT, that tokenizer
     python -m bench.device_data head SRC DST N        # the first N lines of a text / csv file (csv: + its header)
     python -m bench.device_data compare A.json CPU_DIR ...   # STS tables of a GPU run against the committed CPU runs
+    python -m bench.device_data check-run RUN STS_DIR  # a finished run: best checkpoint, reload, evaluate (a row)
 
 Only weights change in ``fp16`` / ``fp32``: every other file of the folder (config, tokenizer,
 sentence-transformers files) is copied as it is, and the tensor names stay the same.
@@ -14,22 +15,24 @@ sentence-transformers files) is copied as it is, and the tensor names stay the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
 import sys
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
 WEIGHTS = "model.safetensors"
 SKIP = {"README.md", ".gitattributes", "data_config.json"}  # not needed to load or run the model
 
 
-def cast_checkpoint(src: str | Path, dst: str | Path, dtype: torch.dtype) -> Path:
-    """Copy the folder ``src`` to ``dst`` with the floating-point tensors of ``model.safetensors`` cast to ``dtype``."""
-    src, dst = Path(src), Path(dst)
+def cast_checkpoint(src: str | Path, dst: str | Path, dtype: str) -> Path:
+    """Copy the folder ``src`` to ``dst`` with the floating-point tensors of ``model.safetensors`` cast to ``dtype``
+    (``float16`` or ``float32``)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst, dtype = Path(src), Path(dst), getattr(torch, dtype)
     if not (src / WEIGHTS).is_file():
         raise FileNotFoundError(f"{src / WEIGHTS} not found (a folder written by save_pretrained is needed)")
     dst.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,7 @@ def copy_sts(src: str | Path, dst: str | Path, max_pairs: int | None = None) -> 
 def save_random_models(out: str | Path, tokenizer: str, tiny: bool = False, seed: int = 0) -> dict[str, str]:
     """Random-weight BERT (base: 12 x 768; tiny: 2 x 32) and DistilBERT (6 x 768; tiny: 2 x 32) with ``tokenizer``'s
     vocabulary, saved as ``out/bert`` and ``out/distilbert``: paper-sized timings, and the separate-proxy path."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel, DistilBertConfig, DistilBertModel
 
     out = Path(out)
@@ -137,6 +141,34 @@ def compare(eval_json: str, cpu_dirs: list[str], target: float = 0.3) -> list[st
     return lines
 
 
+def check_run(run: str | Path, sts_dir: str) -> str:
+    """A markdown row for a finished ``load_best_model_at_end`` run: the best checkpoint was recorded and kept, the
+    final model is its weights, and the saved model reloads and evaluates (STS-B dev, SICK-R dev)."""
+    import torch
+    from safetensors.torch import load_file
+
+    import evaluation
+    from simcse_gs.modeling import SimCSEGSModel
+
+    run = Path(run)
+    state = json.loads((run / "trainer_state.json").read_text(encoding="utf-8"))
+    best = state.get("best_model_checkpoint")
+    if not best or not (Path(best) / WEIGHTS).is_file():
+        raise AssertionError(f"{run}: no best checkpoint kept (best_model_checkpoint = {best})")
+    final, kept = load_file(str(run / WEIGHTS)), load_file(str(Path(best) / WEIGHTS))
+    same = final.keys() == kept.keys() and all(torch.equal(final[k], kept[k]) for k in final)
+    if not same:
+        raise AssertionError(f"{run}: the final model is not the best checkpoint {best}")
+    model = SimCSEGSModel.from_pretrained(run)
+    proxy = model.proxy.encoder.config.model_type if model.proxy is not None else "none"
+    with contextlib.redirect_stdout(sys.stderr):  # evaluation.py's tables go to the log, the row to stdout
+        payload = evaluation.main(["--model_name_or_path", str(run), "--mode", "dev", "--senteval_data", sts_dir,
+                                   "--no_progress"])
+    dev = payload["models"][0]["dev"]
+    return (f"| {run.name} | {state['global_step']} steps (proxy: {proxy}) | {Path(best).name}, best "
+            f"{state.get('best_metric')} | {dev['stsb_spearman']:.2f}, {dev['sickr_spearman']:.2f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -156,18 +188,23 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("src")
     s.add_argument("dst")
     s.add_argument("n", type=int)
+    s = sub.add_parser("check-run")
+    s.add_argument("run")
+    s.add_argument("sts_dir")
     s = sub.add_parser("compare")
     s.add_argument("eval_json")
     s.add_argument("cpu_dirs", nargs="+", help="NAME=docs/results/cpu/<config>")
     args = p.parse_args(argv)
     if args.cmd in ("fp16", "fp32"):
-        cast_checkpoint(args.src, args.dst, torch.float16 if args.cmd == "fp16" else torch.float32)
+        cast_checkpoint(args.src, args.dst, "float16" if args.cmd == "fp16" else "float32")
     elif args.cmd == "sts":
         copy_sts(args.src, args.dst, args.max_pairs)
     elif args.cmd == "random":
         print(json.dumps(save_random_models(args.out, args.tokenizer, args.tiny)))
     elif args.cmd == "head":
         head(args.src, args.dst, args.n)
+    elif args.cmd == "check-run":
+        print(check_run(args.run, args.sts_dir))
     else:
         print("\n".join(compare(args.eval_json, args.cpu_dirs)))
 
