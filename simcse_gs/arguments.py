@@ -166,7 +166,7 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
-        check_precision(self.eval_precision, "--eval_precision")
+        self.eval_precision = check_precision(self.eval_precision, "--eval_precision")
         if self.eval_split not in ("dev", "train_and_dev"):  # never select models on a test split
             raise ValueError(f"--eval_split must be dev or train_and_dev, got '{self.eval_split}'.")
         if self.max_seq_length < 2:

@@ -13,12 +13,17 @@ import contextlib
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+# torch's names too; "float32" is also sentence-transformers' default `precision` (there: no output quantisation)
+_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_precision(precision: str, flag: str = "precision") -> None:
-    if precision not in PRECISIONS:
+def check_precision(precision: str, flag: str = "precision") -> str:
+    """The canonical name (``fp32`` / ``bf16`` / ``fp16``) of ``precision``; a clear error for anything else."""
+    name = _ALIASES.get(precision, precision)
+    if name not in PRECISIONS:
         raise ValueError(f"{flag} must be one of {', '.join(PRECISIONS)}, got '{precision}'.")
+    return name
 
 
 class _NoAutocast(contextlib.ContextDecorator):
@@ -31,7 +36,7 @@ class _NoAutocast(contextlib.ContextDecorator):
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.ContextDecorator:
     """The autocast context (also usable as a decorator) for ``precision`` on ``device``; ``fp32`` adds none."""
-    check_precision(precision)
+    precision = check_precision(precision)
     if precision == "fp32":
         return _NoAutocast()
     device_type = torch.device(device).type

@@ -123,12 +123,11 @@ class STSEvaluator:
 
     def __init__(self, task_path: str | None = None, split: str = "dev", batch_size: int = 128,
                  progress: bool = False, precision: str = "fp32"):
-        check_precision(precision, "--eval_precision")
         self.task_path = senteval.resolve_task_path(task_path)  # fail at start-up, not at the first evaluation
         self.split = split
         self.batch_size = batch_size
         self.progress = progress
-        self.precision = precision  # fp32, or bf16 / fp16 autocast for the encoding
+        self.precision = check_precision(precision, "--eval_precision")  # fp32, or bf16 / fp16 autocast
 
     def __call__(self, model: Any, keep_stats: KeepStatsAccumulator | None = None) -> dict[str, float]:
         """Metrics of ``model``; ``keep_stats`` (e.g. one that samples probabilities) collects the keep decisions."""

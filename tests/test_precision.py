@@ -28,6 +28,8 @@ def test_autocast_contexts():
         assert linear().dtype == dtype
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16, got 'tf32'"):
         autocast("tf32", "cpu")
+    with autocast("bfloat16", "cpu"):  # torch's names are accepted too
+        assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
 
 
 @pytest.mark.slow
@@ -61,7 +63,7 @@ def test_stseval_encodes_with_its_precision(sts_data):
     assert calls and set(calls) == {"bf16"}
     assert STSEvaluator(sts_data).precision == "fp32"
     with pytest.raises(ValueError, match="--eval_precision must be one of fp32, bf16, fp16"):
-        DataArguments(eval_precision="bfloat16")
+        DataArguments(eval_precision="int8")
 
 
 def test_evaluation_py_precision_flag(tiny_bert_dir, sts_data, monkeypatch, capsys):
