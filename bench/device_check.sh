@@ -21,6 +21,10 @@
 #   e    bench.sync_check: torch.cuda.set_sync_debug_mode inside real training steps (GS bf16, plain)
 #   a2   part a at batch 64 for one epoch of the 11,914 wiki sentences (GPU numbers only; no CPU run to match)
 #
+# Variables: OUT (results), BUDGET_S (whole-script budget), D_CONFIGS (part d's configs; the smoke test passes
+# today's configs/{unsup,sup}-bert-base-gs.yaml), A_RUNS ("gs:fp16 gs:bf16 plain:fp16 plain:bf16"), E_RUNS,
+# DEVICE_DIR (the carried folder, default .device), DEVICE_WORK (scratch folder), SHARED (smoke: ../shared/data).
+#
 # Needs: python3 with torch (CUDA), transformers >= 5 (no `python` on PATH is fine: a wrapper is made); `datasets`
 # is installed from .whl/ into a temporary folder when missing. Nothing is pip-installed into the environment, and
 # nothing is downloaded (HF_HUB_OFFLINE=1).
@@ -60,14 +64,14 @@ export PYTHONUNBUFFERED=1
 if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu
   STEPS_A=2; STEPS_D=4; EVAL_D=2; BATCH_D=8; SYNC_STEPS=3; BATCH_A2=16; DL_WORKERS=0; STS_PAIRS=8
-  A_EXTRA="--per_device_train_batch_size 8"
+  A_EXTRA="--per_device_train_batch_size 8"; E_RUNS="${E_RUNS:-gs-bf16}"
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # concurrent runs on a small CPU: no oversubscribed threads
 else
   DEVICE=cuda
   STEPS_A=60; STEPS_D=100; EVAL_D=50; BATCH_D=""; SYNC_STEPS=8; BATCH_A2=64; DL_WORKERS=2; STS_PAIRS=""
-  A_EXTRA=""
+  A_EXTRA=""; E_RUNS="${E_RUNS:-gs-bf16 plain-bf16}"
 fi
-export DEVICE STEPS_A STEPS_D EVAL_D BATCH_D SYNC_STEPS BATCH_A2 DL_WORKERS STS_PAIRS A_EXTRA
+export DEVICE STEPS_A STEPS_D EVAL_D BATCH_D SYNC_STEPS BATCH_A2 DL_WORKERS STS_PAIRS A_EXTRA E_RUNS
 
 {
   echo "# device check ($([ "$SMOKE" = 1 ] && echo "CPU smoke" || echo GPU)), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -269,7 +273,7 @@ part_e() {
   fi
   : > "$WORK/results/e.md"
   local label extra
-  for label in "gs-bf16" "plain-bf16"; do
+  for label in $E_RUNS; do
     extra=(--bf16 true); [ "$label" = plain-bf16 ] && extra+=(--use_gs false)
     python -m bench.sync_check --model-path "$model" --device "$DEVICE" --steps "$SYNC_STEPS" \
       --train-file "$WORK/data/train/wiki.txt" --json "$WORK/results/e-$label.json" \

@@ -45,9 +45,8 @@ def test_device_check_cpu_smoke(tmp_path):
     for name in ("unsup-bert-base-gs", "sup-bert-base-gs"):
         assert re.search(rf"\| {name} \| 4 steps \(proxy: distilbert\) \| checkpoint-[24], best ", summary), summary
     # part e: no host sync of ours inside a training step (transformers' mask check is the one left)
-    syncs = re.findall(r"^\* (gs-bf16|plain-bf16), 3 steps on cpu: (\d+) host syncs inside steps: (.*)$", summary,
-                       flags=re.M)
-    assert [s[0] for s in syncs] == ["gs-bf16", "plain-bf16"]
+    syncs = re.findall(r"^\* (gs-bf16), 3 steps on cpu: (\d+) host syncs inside steps: (.*)$", summary, flags=re.M)
+    assert [s[0] for s in syncs] == ["gs-bf16"]  # (the smoke runs the GS case only; the GPU run adds plain)
     assert all(place == "none" or "_ignore_bidirectional_mask_sdpa" in place
                for s in syncs for place in s[2].split("; "))
     # the MiniLM that part a trained is the carried fp16 weights cast back to float32
@@ -55,5 +54,7 @@ def test_device_check_cpu_smoke(tmp_path):
 
     cast = load_file(str(work / "minilm" / "model.safetensors"))
     original = load_file(os.path.join(minilm_path(), "model.safetensors"))
-    assert cast.keys() == original.keys() and all(v.dtype == torch.float32 for v in cast.values())
-    assert all(torch.equal(cast[k], original[k].half().float()) for k in cast)
+    assert cast.keys() == original.keys()
+    for key, value in original.items():  # floats went through fp16; the int64 position ids are untouched
+        expected = value.half().float() if value.is_floating_point() else value
+        assert cast[key].dtype == value.dtype and torch.equal(cast[key], expected), key
