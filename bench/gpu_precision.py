@@ -22,7 +22,7 @@ model, 12 layers x 768, vocabulary 30522, and random token ids with realistic pa
 
 Writes ``gpu_precision.json`` and ``gpu_precision.md`` to ``--out-dir`` (default ``$OUT``, else the current folder).
 
-    bash bench/gpu_check.sh                                     # on the GPU machine (< 5 min on an H100)
+    bash bench/device_check.sh                                  # on the GPU machine: its part b runs this
     python -m bench.gpu_precision --quick --device cpu          # syntax / flow check on a CPU
 """
 
