@@ -79,7 +79,8 @@ def setup(argv: list[str] | None = None) -> SimCSETrainer:
                                                                      training_args.output_dir)
     evaluator = None
     if training_args.eval_strategy != "no" or training_args.load_best_model_at_end:
-        evaluator = STSEvaluator(data_args.senteval_data, data_args.eval_split, data_args.eval_batch_size)
+        evaluator = STSEvaluator(data_args.senteval_data, data_args.eval_split, data_args.eval_batch_size,
+                                 precision=data_args.eval_precision)
         check_sts_data(evaluator.task_path, data_args.eval_split)
 
     load_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code}

@@ -3,17 +3,26 @@
 Needs only torch, transformers and this repository (no tokenizer, checkpoint or data: a random BERT-base-sized
 model, 12 layers x 768, vocabulary 30522, and random token ids with realistic padding, lengths 8..L).
 
-1. Step time (forward + backward + AdamW, dropout on) of ``plain``, ``gs_sdpa``, ``gs_eager`` and
-   ``gs_sdpa_nosync`` (gs_sdpa with the per-step keep statistics kept on the GPU, to price the host syncs that
-   ``keep_statistics`` causes) at batch 64 x 32 and 512 x 32, for fp32, bf16 autocast and fp16 autocast +
-   GradScaler; variants interleaved, medians; peak memory by ``torch.cuda.max_memory_allocated``.
+1. Step time (forward + backward + AdamW, dropout on) at batch 64 x 32 and 512 x 32, for fp32, bf16 autocast and
+   fp16 autocast + GradScaler; variants interleaved, medians; peak memory by ``torch.cuda.max_memory_allocated``:
+
+   * ``plain``: plain SimCSE; ``patch``: the same with the token-keep attention and p = 1 (the patch alone);
+   * ``gs_sdpa`` / ``gs_eager``: GS with the value-scaling / explicit-probability attention;
+   * ``gs_sdpa_sync``: gs_sdpa plus the host syncs the training step had before they were removed (keep statistics
+     read as floats after the proxy, the logged values and the finiteness read after the loss): prices them;
+   * ``plain_nomasksync``: plain without transformers' own per-forward sync (``padding_mask.all()``, asked before
+     building the SDPA mask; every batch here has padding, so the mask is the same): prices the one left.
+
+   The bf16 matmul peak is measured in the same run (8192^3 products), and each step's model FLOP utilisation
+   (MFU) is reported against it: 6 x (the encoder's matmul parameters x tokens) + the attention products, every
+   padded position counted.
 2. Kernels: the forward + backward of ``plain`` and ``gs_sdpa`` run inside ``sdpa_kernel([...])`` restricted to
    FLASH, EFFICIENT, or both (a restriction that no kernel satisfies raises), in train mode (dropout) and eval
    mode, with and without padding; and a profiler listing of the attention kernels actually launched.
 
 Writes ``gpu_precision.json`` and ``gpu_precision.md`` to ``--out-dir`` (default ``$OUT``, else the current folder).
 
-    bash bench/gpu_check.sh                                     # on the GPU machine (< 5 min on an H100)
+    bash bench/device_check.sh                                  # on the GPU machine: its part b runs this
     python -m bench.gpu_precision --quick --device cpu          # syntax / flow check on a CPU
 """
 
@@ -34,10 +43,12 @@ from transformers import BertConfig
 
 import simcse_gs.modeling as modeling
 from bench.common import interleaved, machine_info, med, quiet, spread
+from simcse_gs.attention import enable_token_keep
 from simcse_gs.keep import keep_statistic_tensors
 from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
 
-VARIANTS = ("plain", "gs_sdpa", "gs_eager", "gs_sdpa_nosync")
+VARIANTS = ("plain", "patch", "gs_sdpa", "gs_eager", "gs_sdpa_sync", "plain_nomasksync")
+PLAIN_VARIANTS = ("plain", "patch", "plain_nomasksync")
 SPECIAL = (101, 102)  # [CLS], [SEP] of the uncased BERT vocabulary
 
 
@@ -72,14 +83,17 @@ def bert_config(quick: bool, layers: int | None = None) -> BertConfig:
 
 def build(variant: str, quick: bool, device: str) -> SimCSEGSModel:
     torch.manual_seed(0)
-    use_gs = variant != "plain"
+    use_gs = variant not in PLAIN_VARIANTS
     cfg = SimCSEGSConfig(
         backbone_config=bert_config(quick).to_dict(),
         proxy_config=bert_config(quick, layers=2).to_dict() if use_gs else None,
         special_token_ids=list(SPECIAL), pooler_type="avg", use_gs=use_gs,
         gs_attn_impl="eager" if variant == "gs_eager" else "sdpa",
     )
-    return SimCSEGSModel(cfg).to(device).train()
+    model = SimCSEGSModel(cfg)
+    if variant == "patch":
+        enable_token_keep(model.backbone, "sdpa")
+    return model.to(device).train()
 
 
 def random_batch(batch: int, length: int, device: str, padded: bool = True, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -101,16 +115,42 @@ def _autocast(precision: str, device: str):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
+def _keep_statistics_read_on_the_host(keep_prob, hard_keep, decided):
+    """The keep statistics as the training step computed them before: floats on the host, copied back."""
+    stats = keep_statistic_tensors(keep_prob, hard_keep, decided)
+    return {k: torch.as_tensor(float(v), device=keep_prob.device) for k, v in stats.items()}
+
+
+def _loss(variant: str, model: SimCSEGSModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    if variant == "patch":  # forward for V=1 with p = 1 handed to every layer's patched attention
+        from bench.train_step import patch_alone_loss
+
+        return patch_alone_loss(model, batch)
+    if variant in PLAIN_VARIANTS:
+        return model(**batch).loss
+    out = model(**batch, tau=1.0)
+    if variant == "gs_sdpa_sync":  # what compute_loss read per step before: every logged output, the finiteness
+        [float(out[k]) for k in ("contrastive_loss", "keep_prob", "keep_rate", "keep_entropy")]
+        bool(torch.isfinite(out.loss))
+    return out.loss
+
+
 def make_step(variant: str, model: SimCSEGSModel, opt, scaler, batch, precision: str, device: str):
-    nosync = variant == "gs_sdpa_nosync"
-    tau = None if variant == "plain" else 1.0
+    patches = []
+    if variant == "gs_sdpa_sync":
+        patches.append(mock.patch.object(modeling, "keep_statistic_tensors", _keep_statistics_read_on_the_host))
+    if variant == "plain_nomasksync":
+        import transformers.masking_utils as masking_utils
+
+        patches.append(mock.patch.object(masking_utils, "_ignore_bidirectional_mask_sdpa", lambda *a, **k: False))
 
     def step(_r: int) -> None:
         opt.zero_grad(set_to_none=True)
-        nosync_stats = mock.patch.object(modeling, "keep_statistics", keep_statistic_tensors)
-        patch = nosync_stats if nosync else contextlib.nullcontext()
-        with patch, _autocast(precision, device):
-            loss = model(**batch, tau=tau).loss
+        with contextlib.ExitStack() as stack:
+            for patch in patches:
+                stack.enter_context(patch)
+            with _autocast(precision, device):
+                loss = _loss(variant, model, batch)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -123,6 +163,30 @@ def make_step(variant: str, model: SimCSEGSModel, opt, scaler, batch, precision:
 
 
 # ---------------------------------------------------------------------------------------------- parts
+
+
+def matmul_peak_tflops(device: str, dtype: torch.dtype, n: int = 8192, reps: int = 20) -> float | None:
+    """Measured dense matmul throughput (TFLOP/s) of an n^3 product: the peak MFU is reported against."""
+    if not device.startswith("cuda"):
+        return None
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def step_flops(config: BertConfig, n_sequences: int, length: int) -> float:
+    """Model FLOPs of one training step of the encoder (forward + backward = 3 x forward): per token and layer,
+    2 x (Q, K, V, O and the two FFN matrices) + 2 x 2 x length x hidden for QK^T and PV."""
+    h, i = config.hidden_size, config.intermediate_size
+    per_token_layer = 2 * (4 * h * h + 2 * h * i) + 4 * length * h
+    return 3.0 * n_sequences * length * config.num_hidden_layers * per_token_layer
 
 
 def timing(args: argparse.Namespace, t_start: float) -> list[dict[str, Any]]:
@@ -155,11 +219,15 @@ def timing(args: argparse.Namespace, t_start: float) -> list[dict[str, Any]]:
                     torch.cuda.synchronize(args.device)
                     peaks[v] = torch.cuda.max_memory_allocated(args.device) / 2**20
             base = med(times["plain"]) if "plain" in times else None
+            flops = step_flops(bert_config(args.quick), 2 * batch_size, args.max_len)  # two views per sentence
             for v in variants:
                 m = med(times[v])
+                peak = args.matmul_peak_tflops.get(precision)
                 rows.append({"batch": batch_size, "precision": precision, "variant": v, "median_ms": 1000 * m,
                              "spread_s": spread(times[v]), "x_plain": m / base if base else None,
-                             "sentences_per_s": batch_size / m, "peak_mib": peaks.get(v)})
+                             "sentences_per_s": batch_size / m, "peak_mib": peaks.get(v),
+                             "model_tflops": flops / m / 1e12,
+                             "mfu": flops / m / 1e12 / peak if peak and v in PLAIN_VARIANTS else None})
                 print(f"  {v}: {1000 * m:.1f} ms" + (f" ({m / base:.3f} x plain)" if base else ""), flush=True)
     del models, opts
     return rows
@@ -212,20 +280,53 @@ def kernel_checks(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def target_lines(rows: list[dict[str, Any]], batch: int = 512) -> list[str]:
+    """The issue's GPU targets, from the timing rows of ``batch`` x L (ratios measured in this run)."""
+    by = {(r["precision"], r["variant"]): r for r in rows if r.get("batch") == batch and "variant" in r}
+    lines = []
+
+    def ratio(precision: str, variant: str, base: str = "plain") -> float | None:
+        a, b = by.get((precision, variant)), by.get((precision, base))
+        return a["median_ms"] / b["median_ms"] if a and b else None
+
+    checks = (("GS bf16 step <= 1.15 x plain", ratio("bf16", "gs_sdpa"), 1.15),
+              ("attention patch alone (bf16) <= 1.03 x plain", ratio("bf16", "patch"), 1.03))
+    for text, value, bound in checks:
+        if value is not None:
+            lines.append(f"{text} at batch {batch}: {value:.3f} -> {'MET' if value <= bound else 'NOT MET'}")
+    plain = by.get(("bf16", "plain"))
+    if plain and plain.get("mfu"):
+        lines.append(f"plain SimCSE bf16 at batch {batch}: {plain['model_tflops']:.0f} TFLOP/s = MFU "
+                     f"{100 * plain['mfu']:.1f} % of the measured bf16 matmul peak (aim >= 35 % -> "
+                     f"{'MET' if plain['mfu'] >= 0.35 else 'NOT MET'})")
+    for precision in ("bf16", "fp32"):
+        sync_cost = ratio(precision, "gs_sdpa_sync", "gs_sdpa")
+        mask_cost = ratio(precision, "plain", "plain_nomasksync")
+        if sync_cost is not None:
+            lines.append(f"{precision}: the removed host syncs would cost gs_sdpa_sync / gs_sdpa = {sync_cost:.3f}")
+        if mask_cost is not None:
+            lines.append(f"{precision}: transformers' mask sync costs plain / plain_nomasksync = {mask_cost:.3f}")
+    return lines
+
+
 def write_report(out_dir: Path, report: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gpu_precision.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     lines = ["# GPU precision / kernel check", "", "machine: " + json.dumps(report["machine"], default=str), "",
-             "| batch | precision | variant | median ms | x plain | sentences/s | peak MiB |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "matmul peak TFLOP/s (8192^3, measured): " + json.dumps(report.get("matmul_peak_tflops")), "",
+             "| batch | precision | variant | median ms | x plain | sentences/s | peak MiB | model TFLOP/s | MFU |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report.get("timing", []):
         if "variant" not in r:
-            lines.append(f"| {r['batch']} | {r['precision']} | - | {r.get('skipped') or r.get('error')} | | | |")
+            lines.append(f"| {r['batch']} | {r['precision']} | - | {r.get('skipped') or r.get('error')} | | | | | |")
             continue
         xp = f"{r['x_plain']:.3f}" if r["x_plain"] else "-"
         pk = f"{r['peak_mib']:.0f}" if r["peak_mib"] else "-"
+        mfu = f"{100 * r['mfu']:.1f} %" if r.get("mfu") else "-"
         lines.append(f"| {r['batch']} | {r['precision']} | {r['variant']} | {r['median_ms']:.1f} | {xp} | "
-                     f"{r['sentences_per_s']:.0f} | {pk} |")
+                     f"{r['sentences_per_s']:.0f} | {pk} | {r['model_tflops']:.1f} | {mfu} |")
+    lines += ["", "## Targets (batch 512 x L; the ratios of this run)", ""]
+    lines += [f"* {line}" for line in target_lines(report.get("timing", []))] or ["(no timing at batch 512)"]
     lines += ["", "## SDPA kernel restrictions (forward + backward)", "", "| case | result |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in report.get("kernels", {}).items()]
     if report.get("errors"):
@@ -241,6 +342,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     print("machine: " + json.dumps(info, default=str), flush=True)
     report: dict[str, Any] = {"machine": info, "args": vars(args), "errors": []}
+    args.matmul_peak_tflops = {}
+    if args.device.startswith("cuda"):
+        for precision, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32)):
+            args.matmul_peak_tflops[precision] = matmul_peak_tflops(args.device, dtype)
+        print("matmul peak TFLOP/s: " + json.dumps(args.matmul_peak_tflops), flush=True)
+    report["matmul_peak_tflops"] = args.matmul_peak_tflops
     for part, fn in (("timing", lambda: timing(args, t_start)), ("kernels", lambda: kernel_checks(args))):
         try:
             report[part] = fn()
@@ -252,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"done in {report['wall_s']:.0f}s; wrote {Path(args.out_dir) / 'gpu_precision.md'}", flush=True)
     for k, v in report.get("kernels", {}).items():
         print(f"  {k}: {v}")
+    for line in target_lines(report.get("timing", [])):
+        print("target: " + line)
     return report
 
 

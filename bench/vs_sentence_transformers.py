@@ -26,6 +26,10 @@ numbers must agree to 1e-4.
     python -m bench.vs_sentence_transformers               # both parts
     python -m bench.vs_sentence_transformers --part train  # or --part sts
     python -m bench.vs_sentence_transformers --quick       # tiny random model, synthetic STS-B, seconds
+    python -m bench.vs_sentence_transformers --device cuda --precision bf16   # on a GPU (bench/device_check.sh)
+
+``--precision bf16 | fp16``: autocast for both libraries (the loop and ``encode``; fp16 with a GradScaler), the
+Trainers' own ``--bf16`` / ``--fp16``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from bench.common import (
     resolve_model,
     set_threads,
     spread,
+    sync,
     synthetic_sentences,
     verdict,
     write_stsb_folder,
@@ -60,6 +65,7 @@ from bench.common import (
 from senteval.sts import cosine_similarity, load_sick, load_sts_year, load_stsb
 from simcse_gs.model_folder import max_input_length
 from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.precision import PRECISIONS, autocast
 from simcse_gs.sts_eval import ALL_TASKS, STS_YEARS, evaluate_sts
 
 ALL_SPLITS = ("train", "dev", "test", "train_and_dev", "all")
@@ -86,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only profile (cProfile) our evaluate_sts and their encode on one task, e.g. STS16")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -99,12 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- models
 
 
-def ours(path: str, seed: int) -> SimCSEGSModel:
+def ours(path: str, seed: int, device: str = "cpu") -> SimCSEGSModel:
     torch.manual_seed(seed)
-    return SimCSEGSModel.from_backbone(path, use_gs=False, pooler_type="avg")
+    return SimCSEGSModel.from_backbone(path, use_gs=False, pooler_type="avg").to(device)
 
 
-def theirs_for_training(path: str, max_len: int, seed: int):
+def theirs_for_training(path: str, max_len: int, seed: int, device: str = "cpu"):
     """sentence-transformers' unsupervised SimCSE setup: Transformer(max_seq_length) + mean Pooling, MNRL."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Transformer
@@ -114,16 +122,20 @@ def theirs_for_training(path: str, max_len: int, seed: int):
     torch.manual_seed(seed)
     word = Transformer(path, max_seq_length=max_len)
     pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
-    model = SentenceTransformer(modules=[word, pooling], device="cpu")
+    model = SentenceTransformer(modules=[word, pooling], device=device)
     return model, MultipleNegativesRankingLoss(model, scale=20.0)
 
 
 # ---------------------------------------------------------------------------------------------- training
 
 
-def _our_batch(tok, texts: list[str], max_len: int) -> dict[str, torch.Tensor]:
+def _our_batch(tok, texts: list[str], max_len: int, device: str = "cpu") -> dict[str, torch.Tensor]:
     enc = tok(texts, truncation=True, max_length=max_len, padding=True, return_tensors="pt")
-    return {k: v.unsqueeze(1) for k, v in enc.items()}
+    return {k: v.unsqueeze(1).to(device) for k, v in enc.items()}
+
+
+def _their_features(st, texts: list[str], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in st.preprocess(texts).items()}
 
 
 def check_same_loss(path: str, texts: list[str], max_len: int) -> float:
@@ -138,11 +150,23 @@ def check_same_loss(path: str, texts: list[str], max_len: int) -> float:
 
 
 def bench_loop(args: argparse.Namespace, path: str, sentences: list[str]) -> dict[str, Any]:
-    model = ours(path, args.seed).train()
-    st, mnrl = theirs_for_training(path, args.max_len, args.seed)
+    dev = args.device
+    model = ours(path, args.seed, dev).train()
+    st, mnrl = theirs_for_training(path, args.max_len, args.seed, dev)
     st.train()
     opt_ours = torch.optim.AdamW(model.parameters(), lr=args.lr)
     opt_st = torch.optim.AdamW(st.parameters(), lr=args.lr)
+    fp16 = args.precision == "fp16"
+    scalers = {name: torch.amp.GradScaler(torch.device(dev).type) if fp16 else None for name in ("ours", "st")}
+
+    def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+        if scaler is None:
+            loss.backward()
+            opt.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     bs = args.batch_size
     n_batches = max(1, len(sentences) // bs)
 
@@ -152,16 +176,19 @@ def bench_loop(args: argparse.Namespace, path: str, sentences: list[str]) -> dic
 
     def step_ours(r: int) -> None:
         opt_ours.zero_grad(set_to_none=True)
-        model(**_our_batch(model.tokenizer, texts(r), args.max_len)).loss.backward()
-        opt_ours.step()
+        with autocast(args.precision, dev):
+            loss = model(**_our_batch(model.tokenizer, texts(r), args.max_len, dev)).loss
+        backward_step(loss, opt_ours, scalers["ours"])
 
     def step_st(r: int) -> None:
         opt_st.zero_grad(set_to_none=True)
         batch = texts(r)
-        mnrl([st.preprocess(batch), st.preprocess(batch)], None).backward()
-        opt_st.step()
+        with autocast(args.precision, dev):
+            loss = mnrl([_their_features(st, batch, dev), _their_features(st, batch, dev)], None)
+        backward_step(loss, opt_st, scalers["st"])
 
-    times = interleaved({"ours": step_ours, "sentence_transformers": step_st}, args.loop_reps, args.loop_warmup)
+    times = interleaved({"ours": step_ours, "sentence_transformers": step_st}, args.loop_reps, args.loop_warmup,
+                        dev)
     return {k: {"median_step_s": med(v), "spread": spread(v), "sentences_per_s": bs / med(v), "times": v}
             for k, v in times.items()}
 
@@ -188,7 +215,8 @@ def _same_training_arguments(args: argparse.Namespace, outdir: str) -> dict[str,
     """The TrainingArguments both libraries' Trainers get: same batch, steps, lr, seed; no saving or logging."""
     return dict(output_dir=outdir, per_device_train_batch_size=args.batch_size, max_steps=args.trainer_steps,
                 learning_rate=args.lr, report_to="none", save_strategy="no", logging_strategy="no",
-                eval_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_drop_last=True, seed=args.seed)
+                eval_strategy="no", disable_tqdm=True, use_cpu=args.device == "cpu", dataloader_drop_last=True,
+                seed=args.seed, bf16=args.precision == "bf16", fp16=args.precision == "fp16")
 
 
 def _run_our_trainer(args: argparse.Namespace, model: SimCSEGSModel, dataset, outdir: str) -> tuple[list[float], float]:
@@ -224,9 +252,9 @@ def bench_trainers(args: argparse.Namespace, path: str, sentences: list[str], wo
     n = args.batch_size * args.trainer_steps
     train_txt = Path(workdir) / "train.txt"
     train_txt.write_text("\n".join(sentences[:n]) + "\n", encoding="utf-8")
-    model = ours(path, args.seed)
+    model = ours(path, args.seed, args.device)
     our_data = load_train_dataset(str(train_txt), model.tokenizer, args.max_len, cache_dir=str(Path(workdir) / "c"))
-    st, mnrl = theirs_for_training(path, args.max_len, args.seed)
+    st, mnrl = theirs_for_training(path, args.max_len, args.seed, args.device)
     their_data = Dataset.from_dict({"anchor": sentences[:n], "positive": sentences[:n]})
     steps: dict[str, list[float]] = {"ours": [], "sentence_transformers": []}
     totals: dict[str, list[float]] = {"ours": [], "sentence_transformers": []}
@@ -255,14 +283,16 @@ def load_groups(task: str, task_path: str) -> dict[str, Any]:
     return loader(task_path, ("train", "dev", "test"))
 
 
-def their_sts(st, task: str, task_path: str, batch_size: int, keep: dict | None = None
+def their_sts(st, task: str, task_path: str, batch_size: int, keep: dict | None = None, precision: str = "fp32"
               ) -> tuple[dict[str, float], int]:
     """SentenceTransformer.encode on the task's unique sentences + cosine + scipy Spearman, per subset / split."""
     groups = load_groups(task, task_path)
     norm = {key: ([" ".join(s.split()) for s in g.sent1], [" ".join(s.split()) for s in g.sent2])
             for key, g in groups.items()}
     unique = list(dict.fromkeys(s for a, b in norm.values() for s in (*a, *b)))
-    emb = st.encode(unique, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    with autocast(precision, st.device):  # the same autocast as our encode(precision=...)
+        emb = st.encode(unique, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    emb = emb.astype(np.float32)
     if keep is not None:
         keep.update(zip(unique, emb))
     where = {s: i for i, s in enumerate(unique)}
@@ -298,8 +328,8 @@ def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, 
     task's unique sentences. ``--sts-rounds`` rounds, alternating which side goes first; medians of the totals."""
     from sentence_transformers import SentenceTransformer
 
-    model = ours(path, args.seed)
-    st = SentenceTransformer(path, device="cpu")
+    model = ours(path, args.seed, args.device)
+    st = SentenceTransformer(path, device=args.device)
     limit = max_input_length(model.tokenizer, model.backbone.config)
     st.max_seq_length = limit  # our encode truncates at this limit; theirs would stop at its configured length
     bs = args.eval_batch_size
@@ -309,15 +339,16 @@ def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, 
 
     def encode(sentences: list[str]) -> torch.Tensor:
         t0 = time.perf_counter()
-        out = model.encode(sentences, batch_size=bs)
+        out = model.encode(sentences, batch_size=bs, precision=args.precision)
         stats["encode_s"] += time.perf_counter() - t0
         stats["encoded"] += len(sentences)
         ours_emb.update(zip(sentences, out.numpy()))
         return out
 
     warm = ["a warm-up sentence .", "another one for the first call"] * 4
-    model.encode(warm, batch_size=bs)
-    st.encode(warm, batch_size=bs, show_progress_bar=False)
+    model.encode(warm, batch_size=bs, precision=args.precision)
+    with autocast(args.precision, args.device):
+        st.encode(warm, batch_size=bs, show_progress_bar=False)
     times: dict[str, list[float]] = {"ours": [], "theirs": [], "ours_encode": []}
     for rnd in range(args.sts_rounds):
         for who in (("ours", "theirs") if rnd % 2 == 0 else ("theirs", "ours")):
@@ -332,8 +363,9 @@ def bench_sts(args: argparse.Namespace, path: str, task_path: str) -> dict[str, 
                 theirs_res, per_task_s = {}, {}
                 for task in tasks:
                     t_task = time.perf_counter()
-                    theirs_res[task] = their_sts(st, task, task_path, bs, theirs_emb)
+                    theirs_res[task] = their_sts(st, task, task_path, bs, theirs_emb, args.precision)
                     per_task_s[task] = time.perf_counter() - t_task
+            sync(args.device)
             times[who].append(time.perf_counter() - t0)
         print(f"  round {rnd + 1}: ours {times['ours'][-1]:.1f}s, theirs {times['theirs'][-1]:.1f}s", flush=True)
     rows: dict[str, dict[str, Any]] = {}
@@ -392,7 +424,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     set_threads(args.threads)
     import sentence_transformers
 
-    info = machine_info("cpu")
+    info = machine_info(args.device)
     info["sentence_transformers"] = sentence_transformers.__version__
     print_machine(info)
     result: dict[str, Any] = {"machine": info, "args": vars(args)}
@@ -456,6 +488,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           sts_ours_s=ours_s, sts_theirs_s=theirs_s)
             lines.append(f"STS suite: ours {ours_s:.1f}s ({n} distinct sentences encoded), sentence-transformers "
                          f"{theirs_s:.1f}s ({n_theirs} encoded, per task)")
+            result.update(encode_sentences_per_s={"ours": n / sts["ours_encode_s"], "theirs": n_theirs / theirs_s})
+            lines.append(f"encode throughput: ours {n / sts['ours_encode_s']:.0f} sentences/s (encode calls only), "
+                         f"sentence-transformers {n_theirs / theirs_s:.0f} sentences/s (whole per-task loop; cosine "
+                         f"and Spearman are < 1 % of it)")
             lines.append(f"STS suite speed-up ours vs sentence-transformers = {speedup:.3f} "
                          f"(target >= 1.5 -> {verdict(speedup >= 1.5)})")
             lines.append(f"Spearman agreement: max |difference| over every subset/split = {max_diff:.2e} (target <= "

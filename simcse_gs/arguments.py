@@ -5,6 +5,7 @@ Every check that can fail before any work starts lives in ``__post_init__``.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -15,7 +16,10 @@ from .attention import ATTN_IMPLEMENTATIONS
 from .estimators import ESTIMATORS, REINFORCE_REWARDS, check_estimator, resolve_estimator
 from .gumbel import TAU_UNITS, TauSchedule, check_tau_unit
 from .pooling import HEAD_TYPES, POOLER_TYPES, check_pooler_type, resolve_head_type
+from .precision import PRECISIONS, check_precision
 from .proxy import PROXY_HEADS
+
+logger = logging.getLogger(__name__)
 
 
 def default_model_path() -> str:
@@ -225,8 +229,15 @@ class DataArguments:
         metadata={"help": "STS-B/SICK-R split evaluated during training: dev (SimCSE) or train_and_dev (original GS)."},
     )
     eval_batch_size: int = field(default=128, metadata={"help": "Sentences per batch when encoding for STS."})
+    eval_precision: str = field(
+        default="fp32",
+        metadata={"help": f"Precision of the STS evaluation during training: {', '.join(PRECISIONS)} (autocast; "
+                  "bf16 is faster on CPUs with AVX-512 BF16 / AMX and on GPUs, STS within 0.05, see "
+                  "docs/PERFORMANCE.md)."},
+    )
 
     def __post_init__(self) -> None:
+        self.eval_precision = check_precision(self.eval_precision, "--eval_precision")
         if self.eval_split not in ("dev", "train_and_dev"):  # never select models on a test split
             raise ValueError(f"--eval_split must be dev or train_and_dev, got '{self.eval_split}'.")
         if self.max_seq_length < 2:
@@ -255,15 +266,23 @@ class SimCSETrainingArguments(TrainingArguments):
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator needs them."})
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={"help": "Kept False: a NaN/inf loss stops training (NonFiniteLossError) before it is logged, and "
+                  "the filter's per-step check would make every step wait for the GPU."},
+    )
 
     def __post_init__(self) -> None:
         launched = int(os.environ.get("WORLD_SIZE", "1"))  # processes started by torchrun / accelerate launch
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to an accelerator (and warns)
-            if launched > 1:
-                # Without use_cpu, accelerate runs each CPU process alone (no DDP, every process reads the same
-                # batches) while the loss still gathers embeddings across processes: silently wrong training.
-                self.use_cpu = True
+            # The Trainer refuses --bf16 on a CPU-only machine unless told it is one; and without use_cpu, accelerate
+            # runs each process of a multi-process CPU launch alone (no DDP, every process reads the same batches)
+            # while the loss still gathers embeddings across processes: silently wrong training.
+            self.use_cpu = True
+            if self.fp16:
+                logger.warning("--fp16 on a machine without an accelerator trains in float32 (accelerate applies "
+                               "fp16 autocast on GPUs only); use --bf16 true for mixed precision on a CPU.")
         super().__post_init__()
         if launched > 1 and self.world_size != launched:
             raise ValueError(

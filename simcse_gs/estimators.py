@@ -116,7 +116,5 @@ def update_baseline(baseline: torch.Tensor, value: torch.Tensor, momentum: float
     """In place: ``baseline <- momentum * baseline + (1 - momentum) * value``; a NaN baseline (unset) takes
     ``value``."""
     value = value.detach().to(baseline)
-    if torch.isnan(baseline).all():
-        baseline.copy_(value)
-    else:
-        baseline.mul_(momentum).add_((1 - momentum) * value)
+    # torch.where instead of `if isnan`: a branch on a GPU value would wait for the GPU in every step.
+    baseline.copy_(torch.where(torch.isnan(baseline), value, baseline * momentum + (1 - momentum) * value))

@@ -21,6 +21,8 @@ from .encoding import check_extra_encode_kwargs, encode_in_length_order, finish_
 from .keep import KeepStatsAccumulator
 from .model_folder import max_input_length, sentence_transformers_max_length
 from .pooling import check_pooler_type, pool
+from .precision import autocast as precision_autocast
+from .precision import check_precision
 
 
 class HFEncoder:
@@ -93,19 +95,23 @@ class HFEncoder:
         convert_to_tensor: bool = False,
         normalize_embeddings: bool = False,
         prompt: str | None = None,
+        precision: str = "fp32",
         **kwargs: Any,
     ) -> torch.Tensor | np.ndarray:
         """Sentence embeddings [N, H] (float32, CPU tensor) in input order; tokenised once, length-sorted batches.
 
         ``keep_stats`` is accepted for interface compatibility and left untouched (a plain encoder keeps every
         token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit). The
-        sentence-transformers arguments behave as in :meth:`SimCSEGSModel.encode`.
+        sentence-transformers arguments behave as in :meth:`SimCSEGSModel.encode`. ``precision``: ``fp32``, or
+        ``bf16`` / ``fp16`` autocast (see :mod:`simcse_gs.precision`).
         """
         del keep_stats
         check_extra_encode_kwargs(kwargs)
+        check_precision(precision)
         sentences, single = sentence_list(sentences, prompt)
         needs_all_layers = self.pooler_type in ("avg_top2", "avg_first_last")
 
+        @precision_autocast(precision, self.device)
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             output = self.model(**batch, output_hidden_states=needs_all_layers)
             if self.pooler_type == "cls" and getattr(output, "pooler_output", None) is not None:

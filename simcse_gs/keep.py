@@ -37,17 +37,19 @@ def inference_keep(keep_prob: torch.Tensor, attention_mask: torch.Tensor) -> tor
     """
     real = attention_mask.bool()
     keep = (keep_prob >= 0.5) & real
-    empty = ~keep.any(dim=-1)
-    if empty.any():
-        best = keep_prob.masked_fill(~real, -1.0).argmax(dim=-1)
-        keep[empty, best[empty]] = True
-    return keep.to(keep_prob.dtype)
+    # Without a data-dependent branch (``if empty.any()`` would wait for the GPU): the fallback token is
+    # or-ed into the rows that kept nothing.
+    best = keep_prob.masked_fill(~real, -1.0).argmax(dim=-1)
+    position = torch.arange(keep.shape[-1], device=keep.device)  # (not one_hot: on a CPU it checks on the host)
+    fallback = (position == best.unsqueeze(-1)) & ~keep.any(dim=-1, keepdim=True)
+    return (keep | fallback).to(keep_prob.dtype)
 
 
 def keep_statistic_tensors(
     keep_prob: torch.Tensor, hard_keep: torch.Tensor, decided: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """:func:`keep_statistics` as detached 0-d tensors on the inputs' device: no host sync (for GPU loops)."""
+    """:func:`keep_statistics` as detached 0-d float32 tensors on the inputs' device: no host sync, so the training
+    step logs them without waiting for the GPU (the Trainer averages them at logging time)."""
     n = decided.sum().clamp(min=1)
     p = keep_prob.detach().float().clamp(1e-7, 1 - 1e-7)
     entropy = -(p * p.log() + (1 - p) * (1 - p).log())

@@ -43,11 +43,13 @@ from .estimators import (
     update_baseline,
 )
 from .gumbel import check_tau_unit
-from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
+from .keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistic_tensors
 from .loss import ContrastiveLoss, contrastive_logits, gather_with_grad, sum_across_processes
 from .mlm import build_mlm_head
 from .model_folder import looks_local, max_input_length
 from .pooling import MLPHead, check_pooler_type, pool, resolve_head_type
+from .precision import autocast as precision_autocast
+from .precision import check_precision
 from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
 from .pruning import original_position_ids, prune_batch
 from .selection import budget_keep, sentence_hash_uniform
@@ -295,8 +297,12 @@ class SimCSEGSModel(PreTrainedModel):
 
     def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         # From the config, not a buffer: non-persistent buffers come back uninitialised from from_pretrained.
-        ids = torch.tensor(self.config.special_token_ids, dtype=input_ids.dtype, device=input_ids.device)
-        return torch.isin(input_ids, ids)
+        # Compared with Python ints, not a tensor built from the list: that would be a host-to-device copy, which
+        # waits for the GPU, in every training step.
+        special = torch.zeros_like(input_ids, dtype=torch.bool)
+        for token_id in self.config.special_token_ids:
+            special |= input_ids == token_id
+        return special
 
     def score_tokens(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, budget: float | None = None, **enc_kwargs
@@ -376,8 +382,7 @@ class SimCSEGSModel(PreTrainedModel):
                 keeps.append(apply_forced(rand, attention_mask, special, cfg.gs_drop_special_tokens))
             return keeps, {}
         logits, prob, hard, decided = self.score_tokens(input_ids, attention_mask, cfg.inference_budget, **enc_kwargs)
-        stats = keep_statistics(prob.detach(), hard, decided)
-        extras = {k: torch.as_tensor(v, device=input_ids.device) for k, v in stats.items()}
+        extras = keep_statistic_tensors(prob.detach(), hard, decided)  # on the device: no host sync per step
         if cfg.gs_keep_rate_weight > 0:  # the global batch's mean p under DDP (training), as on one process;
             # for hard_concrete p = P(gate != 0): the expected-L0 budget
             total, count = (prob * decided).sum(), decided.sum().float()
@@ -407,9 +412,8 @@ class SimCSEGSModel(PreTrainedModel):
         """
         cfg = self.config
         n_views, batch = z.shape[:2]
-        baseline = self.reinforce_baseline.detach().clone()
-        if torch.isnan(baseline):
-            baseline = contrastive.detach().clone()
+        baseline = self.reinforce_baseline.detach()
+        baseline = torch.where(torch.isnan(baseline), contrastive.detach(), baseline)  # no branch: no host sync
         distributed = dist.is_available() and dist.is_initialized()
         if cfg.gs_reinforce_reward == "sentence":
             with torch.no_grad():  # per-example rows of the (global) contrastive loss, this process's examples
@@ -582,6 +586,7 @@ class SimCSEGSModel(PreTrainedModel):
         prompt: str | None = None,
         keep_budget: float | None = None,
         prune: bool = False,
+        precision: str = "fp32",
         **kwargs: Any,
     ) -> torch.Tensor | np.ndarray:
         """Sentence embeddings [N, H] (float32, CPU tensor) in input order, with the inference keep rule under GS.
@@ -599,18 +604,25 @@ class SimCSEGSModel(PreTrainedModel):
         a proxy: by IDF or at random, per ``token_drop_heuristic``), overriding the model's own rule. ``prune``
         removes the dropped tokens from the input instead of masking them: the same embeddings under the
         renormalised attention (``gs_attn_renorm``), and fewer tokens to encode (:mod:`simcse_gs.pruning`).
+        ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (see :mod:`simcse_gs.precision`).
         """
         check_extra_encode_kwargs(kwargs)
         sentences, single = sentence_list(sentences, prompt)
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
         budget = self.check_inference_options(keep_budget, prune)
+        check_precision(precision)
         limit = max_input_length(self.tokenizer, self.backbone.config)
         device = next(self.parameters()).device
+
+        @precision_autocast(precision, device)
+        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.encode_batch(batch, keep_stats, budget, prune)
+
         was_training = self.training
         self.eval()
         out = encode_in_length_order(
-            self.tokenizer, sentences, lambda batch: self.encode_batch(batch, keep_stats, budget, prune),
+            self.tokenizer, sentences, embed_batch,
             self.backbone.config.hidden_size, device,
             batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
         )

@@ -19,6 +19,7 @@ import numpy as np
 import senteval
 
 from .keep import KeepStatsAccumulator
+from .precision import check_precision
 
 STS_YEARS = ("STS12", "STS13", "STS14", "STS15", "STS16")
 ALL_TASKS = (*STS_YEARS, "STSBenchmark", "SICKRelatedness")
@@ -129,18 +130,19 @@ class STSEvaluator:
     primary_metric = "stsb_spearman"
 
     def __init__(self, task_path: str | None = None, split: str = "dev", batch_size: int = 128,
-                 progress: bool = False):
+                 progress: bool = False, precision: str = "fp32"):
         self.task_path = senteval.resolve_task_path(task_path)  # fail at start-up, not at the first evaluation
         self.split = split
         self.batch_size = batch_size
         self.progress = progress
+        self.precision = check_precision(precision, "--eval_precision")  # fp32, or bf16 / fp16 autocast
 
     def __call__(self, model: Any, keep_stats: KeepStatsAccumulator | None = None) -> dict[str, float]:
         """Metrics of ``model``; ``keep_stats`` (e.g. one that samples probabilities) collects the keep decisions."""
         stats = keep_stats if keep_stats is not None else KeepStatsAccumulator()
 
         def encode(sentences: list[str]) -> Any:
-            return model.encode(sentences, batch_size=self.batch_size, keep_stats=stats)
+            return model.encode(sentences, batch_size=self.batch_size, keep_stats=stats, precision=self.precision)
 
         results = evaluate_sts(encode, self.task_path, ("STSBenchmark", "SICKRelatedness"), [self.split],
                                self.batch_size, self.progress)

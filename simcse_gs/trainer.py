@@ -2,7 +2,13 @@
 learning rates for the proxy and the head.
 
 Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``, and
-``save_model`` / ``create_model_card`` for the model card (:mod:`simcse_gs.model_card`) that every saved folder gets.
+``save_model`` / ``create_model_card`` for the model card (:mod:`simcse_gs.model_card`) that every saved folder gets
+(plus one callback, :class:`FiniteLossCheck`).
+
+No host synchronisation per training step: the logged statistics are summed on the device and read at logging
+time, and a non-finite loss is recorded on the device and checked only where training is about to log, evaluate,
+save or stop (see :meth:`SimCSETrainer.check_finite_loss`), so the CPU can queue the next step's kernels while
+the GPU still runs this one.
 
 The temperature schedule's position is derived from the Trainer's ``global_step`` (optimizer steps), which every
 checkpoint stores in ``trainer_state.json`` and ``--resume_from_checkpoint`` restores, so a resumed run continues the
@@ -30,8 +36,33 @@ from .sts_eval import STSEvaluator
 LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+
+
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; training stops before anything is saved over the last good checkpoint."""
+    """The loss became NaN or inf; training stops before anything is logged or saved after that step."""
+
+
+class FiniteLossCheck(TrainerCallback):
+    """Raises :class:`NonFiniteLossError` before a log, evaluation or checkpoint follows a NaN/inf loss.
+
+    It runs after the Trainer's ``DefaultFlowCallback`` (added last), so the ``control`` flags say what the
+    Trainer is about to do at the end of this step; only then does it read the recorded flag (one host sync).
+    """
+
+    def __init__(self, trainer: SimCSETrainer) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_log or control.should_evaluate or control.should_save or control.should_training_stop:
+            self.trainer.check_finite_loss()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer.check_finite_loss()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer.check_finite_loss()
 
 
 class SimCSETrainer(Trainer):
@@ -49,8 +80,15 @@ class SimCSETrainer(Trainer):
         # REINFORCE samples Bernoulli(p) and hard-concrete gates have their own temperature: no tau to log
         self._log_tau = cfg.use_gs and cfg.gs_estimator not in ("reinforce", "hard_concrete")
         self._micro = (-1, 0)  # (global_step, training forwards already run in that optimizer step)
-        self._sums: dict[str, float] = defaultdict(float)
+        # Sums of the logged values since the last log: device tensors (float64, so that the means are exactly
+        # those of the per-step floats) or Python floats (tau); read once per log.
+        self._sums: dict[str, Any] = defaultdict(float)
         self._counts: dict[str, int] = defaultdict(int)
+        # The first non-finite training loss since the last check, kept on the loss's device: (global step, value).
+        self._bad_step: torch.Tensor | None = None
+        self._bad_loss: torch.Tensor | None = None
+        self._step_epochs: dict[int, float] = {}
+        self.add_callback(FiniteLossCheck(self))
         self.model_card_data = dict(model_card_data or {})
         self.add_callback(_HubFilesCallback(self))
 
@@ -73,34 +111,56 @@ class SimCSETrainer(Trainer):
             self._micro = (step, self._micro[1] + 1 if self._micro[0] == step else 1)
         outputs = model(**inputs, tau=tau)
         loss = outputs.loss
-        if not torch.isfinite(loss):
-            from transformers.trainer_utils import get_last_checkpoint
-
-            step = self.state.global_step
-            last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir else None
-            raise NonFiniteLossError(
-                f"The loss is {loss.item()} at training step {step + 1} (after {step} optimizer steps, epoch "
-                f"{self.state.epoch or 0:.3f}). Training stopped; checkpoints already written are untouched"
-                + (f" (the last is {last})" if last else "")
-                + ". Try a lower --learning_rate, a higher --temp, or --max_grad_norm and check the data of this "
-                "step; then resume with --resume_from_checkpoint or start again."
-            )
         if model.training:
+            self._record_loss(loss)
             if self._log_tau:
                 self._sums["tau"] += tau  # the temperature this forward used
                 self._counts["tau"] += 1
             for key in LOGGED_OUTPUTS:
                 value = outputs.get(key)
                 if value is not None:
-                    self._sums[key] += float(value)
+                    self._sums[key] += value.detach().to(_sum_dtype(value.device))  # stays on the device
                     self._counts[key] += 1
         return (loss, outputs) if return_outputs else loss
+
+    def _record_loss(self, loss: torch.Tensor) -> None:
+        """Remember the first non-finite loss on its device (no host sync); :meth:`check_finite_loss` reads it."""
+        loss = loss.detach().float()
+        if self._bad_step is None:
+            self._bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+            self._bad_loss = torch.zeros((), dtype=torch.float32, device=loss.device)
+        first = ~torch.isfinite(loss) & (self._bad_step < 0)
+        self._bad_step = torch.where(first, self.state.global_step, self._bad_step)
+        self._bad_loss = torch.where(first, loss, self._bad_loss)
+        self._step_epochs.setdefault(self.state.global_step, self.state.epoch or 0)
+
+    def check_finite_loss(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a training loss since the last check was NaN or inf (one sync)."""
+        if self._bad_step is None:
+            return
+        step = int(self._bad_step)
+        if step < 0:
+            self._step_epochs.clear()
+            return
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(self.args.output_dir) if self.args.output_dir and \
+            os.path.isdir(self.args.output_dir) else None
+        raise NonFiniteLossError(
+            f"The loss is {float(self._bad_loss)} at training step {step + 1} (after {step} optimizer steps, epoch "
+            f"{self._step_epochs.get(step, 0):.3f}). Training stopped; checkpoints already written are untouched"
+            + (f" (the last is {last})" if last else "")
+            + ". Try a lower --learning_rate, a higher --temp, or --max_grad_norm and check the data of this "
+            "step; then resume with --resume_from_checkpoint or start again."
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the means since the last training log of the GS statistics and of the temperature used."""
         if "loss" in logs:
+            keys = [key for key, total in self._sums.items() if isinstance(total, torch.Tensor)]
+            totals = dict(zip(keys, torch.stack([self._sums[k] for k in keys]).tolist())) if keys else {}
             for key, total in self._sums.items():
-                logs[key] = round(total / self._counts[key], 6)
+                logs[key] = round(totals.get(key, total) / self._counts[key], 6)  # one host sync per log
             self._sums.clear()
             self._counts.clear()
         super().log(logs, start_time)

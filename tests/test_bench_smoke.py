@@ -33,6 +33,10 @@ def test_bench_quick_modes(tiny_bert_dir, tmp_path):
     assert not gpu["errors"] and (tmp_path / "gpu" / "gpu_precision.md").is_file()
     assert any(r.get("variant") == "gs_sdpa" for r in gpu["timing"])
 
+    precision = _bench("precision_cpu").main(["--quick", "--model-path", tiny_bert_dir, "--sts-rounds", "2"])
+    assert precision["sts"]["max_abs_diff"] <= 0.05 and set(precision["sts"]["median_s"]) == {"fp32", "bf16"}
+    assert set(precision["train"]["median_s"]) == {"plain_fp32", "plain_bf16", "gs_fp32", "gs_bf16"}
+
     pytest.importorskip("sentence_transformers")
     vs = _bench("vs_sentence_transformers").main(["--quick", "--model-path", tiny_bert_dir])
     assert vs["loss_diff"] < 1e-4

@@ -1,0 +1,197 @@
+"""Mixed precision on the CPU: the GS training step under bf16 autocast (and fp16 + GradScaler), and train.py --bf16.
+
+Every config of the original table trains with ``fp16: true`` on a GPU; these tests run the same code paths under
+CPU autocast, so the first GPU run is not the first time they run in reduced precision.
+
+Tolerance of the bf16 loss against the fp32 loss: 0.05 (absolute). bf16 keeps 8 significant bits (unit roundoff
+2^-9 = 0.2 %); the matrix products of every layer round their inputs to that, so the sentence vectors and their
+cosines move by a few 1e-3; the loss divides the cosines by temp = 0.05 (x 20), so a logit moves by a few 1e-2, and
+a cross-entropy moves by at most twice its largest logit change. Measured with these seeds, dropout off: at most
+0.015 on the tiny model below, 0.024 on MiniLM (cls + MLP head; 0.029 with dropout on).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+import simcse_gs.attention as attention
+import simcse_gs.modeling as modeling
+import train
+from simcse_gs.modeling import SimCSEGSModel
+from tests.conftest import SENTENCES, tokenized
+
+LOSS_TOL = 0.05
+
+
+class DtypeSpy:
+    """Records the dtypes that reach the attention patch's SDPA call / eager output and the pooler."""
+
+    def __init__(self, monkeypatch):
+        self.attention: list[tuple[torch.dtype, ...]] = []
+        self.pool: list[tuple[torch.dtype, ...]] = []
+
+        def spy_sdpa(module, query, key, value, attention_mask, **kwargs):
+            out = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+            self.attention.append((query.dtype, key.dtype, value.dtype, out[0].dtype))
+            return out
+
+        eager = attention.gs_eager_attention
+
+        def spy_eager(module, query, key, value, attention_mask, **kwargs):
+            out, probs = eager(module, query, key, value, attention_mask, **kwargs)
+            self.attention.append((query.dtype, key.dtype, value.dtype, out.dtype, probs.dtype))
+            return out, probs
+
+        pool = modeling.pool
+
+        def spy_pool(pooler_type, hidden_states, attention_mask, token_weights=None):
+            z = pool(pooler_type, hidden_states, attention_mask, token_weights)
+            self.pool.append((hidden_states[-1].dtype, None if token_weights is None else token_weights.dtype,
+                              z.dtype))
+            return z
+
+        monkeypatch.setattr(attention, "sdpa_attention_forward", spy_sdpa)  # what gs_sdpa_attention calls
+        monkeypatch.setattr(attention, "gs_eager_attention", spy_eager)  # registered when the model is built
+        monkeypatch.setattr(modeling, "pool", spy_pool)
+
+
+def without_dropout(model: SimCSEGSModel) -> SimCSEGSModel:
+    """Dropout off, so that an fp32 and a bf16 step see the same network (the Gumbel / Bernoulli noise is drawn in
+    float32 from the same seed in both, so the keep decisions are the same too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+def gs_step(path: str, precision: str, n_sent: int, **settings) -> tuple[SimCSEGSModel, torch.Tensor]:
+    """One forward + backward of a fresh GS model (seed 0, proxy head drawn from seed 1 so that gradients reach
+    the proxy's encoder), noise from seed 2, under ``precision`` autocast on the CPU, dropout off."""
+    torch.manual_seed(0)
+    model = without_dropout(SimCSEGSModel.from_backbone(path, use_gs=True, **settings).train())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        model.proxy.head.weight.normal_(std=0.02)
+    batch = tokenized(model, n_sent)
+    torch.manual_seed(2)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        out = model(**batch, tau=0.7)
+    out.loss.backward()
+    return model, out.loss.detach()
+
+
+def assert_gradients_reach_the_proxy(model: SimCSEGSModel) -> None:
+    grads = {n: p.grad for n, p in model.proxy.named_parameters() if p.requires_grad}
+    assert all(g is None or torch.isfinite(g).all() for g in grads.values())
+    assert grads["head.weight"].abs().sum() > 0
+    first_layer = [g for n, g in grads.items() if ".layer.0." in n and g is not None]
+    assert first_layer and any(g.abs().sum() > 0 for g in first_layer)  # through the whole proxy encoder
+
+
+@pytest.mark.parametrize("estimator", ["soft", "st", "reinforce"])
+@pytest.mark.parametrize("n_sent", [1, 3], ids=["unsup", "sup"])
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_gs_step_under_bf16_autocast(tiny_bert_dir, impl, n_sent, estimator, monkeypatch):
+    settings = dict(gs_attn_impl=impl, gs_estimator=estimator, pooler_type="avg",
+                    hard_negative_weight=0.5 if n_sent == 3 else 0.0)
+    _, loss32 = gs_step(tiny_bert_dir, "fp32", n_sent, **settings)
+    spy = DtypeSpy(monkeypatch)
+    model, loss16 = gs_step(tiny_bert_dir, "bf16", n_sent, **settings)
+    assert loss16.dtype == torch.float32 and torch.isfinite(loss16)
+    assert abs(float(loss16) - float(loss32)) <= LOSS_TOL, (float(loss16), float(loss32))
+    assert_gradients_reach_the_proxy(model)
+    # the patch keeps Q, K, V (V scaled by p, or the probabilities scaled by p) in the autocast dtype, so the
+    # fused GPU kernels stay usable (SDPA refuses mixed dtypes)
+    assert len(spy.attention) == model.backbone.config.num_hidden_layers
+    assert all(set(dtypes) == {torch.bfloat16} for dtypes in spy.attention), spy.attention
+    # keep-weighted pooling: the last hidden state leaves a LayerNorm (float32 under autocast, on the CPU as on
+    # CUDA), the Gumbel / Bernoulli weights are float32, so the sentence vectors are float32
+    assert spy.pool == [(torch.float32, torch.float32, torch.float32)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_sent, estimator", [(1, "soft"), (3, "reinforce")])
+def test_minilm_gs_step_under_bf16_autocast(minilm, n_sent, estimator):
+    """The real model, with SimCSE's cls pooler and MLP head."""
+    settings = dict(gs_estimator=estimator, pooler_type="cls")
+    _, loss32 = gs_step(minilm, "fp32", n_sent, **settings)
+    model, loss16 = gs_step(minilm, "bf16", n_sent, **settings)
+    assert torch.isfinite(loss16) and abs(float(loss16) - float(loss32)) <= LOSS_TOL, (float(loss16), float(loss32))
+    assert_gradients_reach_the_proxy(model)
+
+
+def test_fp16_autocast_and_grad_scaler_steps_on_the_cpu(tiny_bert_dir):
+    """torch (2.3+) has fp16 autocast and GradScaler("cpu"): scaled steps work as on a GPU. At the initial scale
+    2^16 the fp16 activation gradients overflow, so the scaler skips the step (weights untouched) and halves the
+    scale until a step is taken."""
+    torch.manual_seed(0)
+    model = SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True, pooler_type="avg").train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    batch = tokenized(model, 1)
+    taken = []
+    for _ in range(12):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        scale = scaler.get_scale()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = model(**batch, tau=0.7)
+        assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
+        scaler.scale(out.loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+        skipped = scaler.get_scale() < scale
+        assert (changed == []) == skipped  # a skipped step leaves every weight as it was
+        taken.append(not skipped)
+        if sum(taken) == 2:
+            break
+    assert sum(taken) == 2, taken
+    assert any(n.startswith("proxy.") for n in changed) and any(n.startswith("backbone.") for n in changed)
+
+
+def test_fp16_flag_on_a_cpu_warns_that_it_trains_in_float32(caplog, tmp_path):
+    """accelerate applies fp16 autocast on GPUs only: --fp16 on a CPU silently trained in float32 before."""
+    from simcse_gs.arguments import SimCSETrainingArguments
+
+    with caplog.at_level(logging.WARNING, logger="simcse_gs.arguments"):
+        SimCSETrainingArguments(output_dir=str(tmp_path / "x"), fp16=True, report_to="none")
+    assert "--fp16 on a machine without an accelerator trains in float32" in caplog.text
+
+
+def test_train_py_bf16_runs_on_the_cpu_and_saves_a_checkpoint_that_evaluates(tiny_bert_dir, unsup_file, sts_data,
+                                                                             tmp_path, monkeypatch):
+    import evaluation
+
+    seen = []
+    original = SimCSEGSModel.forward
+
+    def spy_forward(self, *args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SimCSEGSModel, "forward", spy_forward)
+    out = tmp_path / "out"
+    metrics = train.main(["--model_name_or_path", tiny_bert_dir, "--train_file", unsup_file, "--output_dir", str(out),
+                          "--bf16", "true", "--max_steps", "2", "--per_device_train_batch_size", "4",
+                          "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "steps",
+                          "--eval_steps", "2", "--senteval_data", sts_data, "--eval_precision", "bf16",
+                          "--eval_batch_size", "4", "--disable_tqdm", "true"])
+    assert seen == [(True, torch.bfloat16)] * 2  # the two training steps ran under bf16 autocast
+    assert torch.isfinite(torch.tensor(metrics["train_loss"]))
+    with safe_open(str(Path(out) / "model.safetensors"), framework="pt") as f:  # weights stay float32
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
+    monkeypatch.setattr(SimCSEGSModel, "forward", original)
+    payload = evaluation.main(["--model_name_or_path", str(out), "--mode", "dev", "--senteval_data", sts_data,
+                               "--precision", "bf16", "--no_progress"])
+    dev = payload["models"][0]["dev"]
+    assert set(dev) == {"stsb_spearman", "sickr_spearman", "avg_sts"}
+    assert all(isinstance(v, float) and -100 <= v <= 100 for v in dev.values())
+    assert SimCSEGSModel.from_pretrained(out).encode(SENTENCES[:2]).dtype == torch.float32
