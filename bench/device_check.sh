@@ -23,7 +23,8 @@
 #
 # Variables: OUT (results), BUDGET_S (whole-script budget), D_CONFIGS (part d's configs, default the original
 # recipe's BERT GS rows configs/original/{unsup,sup}-bert-gs.yaml), A_RUNS ("gs:fp16 gs:bf16 plain:fp16 plain:bf16"), E_RUNS,
-# DEVICE_DIR (the carried folder, default .device), DEVICE_WORK (scratch folder), SHARED (smoke: ../shared/data).
+# DEVICE_DIR (the carried folder, default .device), DEVICE_WORK (scratch folder), SHARED (smoke: ../shared/data;
+# or SMOKE_STS, SMOKE_WIKI, SMOKE_NLI: the STS folder and the two training files one by one).
 #
 # Needs: python3 with torch (CUDA), transformers >= 5 (no `python` on PATH is fine: a wrapper is made); `datasets`
 # is installed from .whl/ into a temporary folder when missing. Nothing is pip-installed into the environment, and
@@ -136,10 +137,11 @@ PY
   mkdir -p "$WORK/data/train"
   if [ "$SMOKE" = 1 ]; then
     local shared="${SHARED:-$REPO/../shared/data}"
-    python -m bench.device_data sts "$shared/downstream" "$WORK/data/downstream" --max-pairs "$STS_PAIRS"
-    python -m bench.device_data head "$shared/train/wiki/wiki1m_for_simcse.head11914.txt" \
+    python -m bench.device_data sts "${SMOKE_STS:-$shared/downstream}" "$WORK/data/downstream" \
+      --max-pairs "$STS_PAIRS"
+    python -m bench.device_data head "${SMOKE_WIKI:-$shared/train/wiki/wiki1m_for_simcse.head11914.txt}" \
       "$WORK/data/train/wiki.txt" 64
-    python -m bench.device_data head "$shared/train/nli/snli_dev_test_triples_for_simcse.csv" \
+    python -m bench.device_data head "${SMOKE_NLI:-$shared/train/nli/snli_dev_test_triples_for_simcse.csv}" \
       "$WORK/data/train/nli.csv" 32
   else
     ln -sfn "$DEVICE_DIR/data/downstream" "$WORK/data/downstream"

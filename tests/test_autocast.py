@@ -168,7 +168,7 @@ def test_fp16_flag_on_a_cpu_warns_that_it_trains_in_float32(caplog, tmp_path):
 
 def test_train_py_bf16_runs_on_the_cpu_and_saves_a_checkpoint_that_evaluates(tiny_bert_dir, unsup_file, sts_data,
                                                                              tmp_path, monkeypatch):
-    import evaluation
+    from simcse_gs.evaluate import evaluate
 
     seen = []
     original = SimCSEGSModel.forward
@@ -189,7 +189,7 @@ def test_train_py_bf16_runs_on_the_cpu_and_saves_a_checkpoint_that_evaluates(tin
     with safe_open(str(Path(out) / "model.safetensors"), framework="pt") as f:  # weights stay float32
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
     monkeypatch.setattr(SimCSEGSModel, "forward", original)
-    payload = evaluation.main(["--model_name_or_path", str(out), "--mode", "dev", "--senteval_data", sts_data,
+    payload = evaluate(["--model_name_or_path", str(out), "--mode", "dev", "--senteval_data", sts_data,
                                "--precision", "bf16", "--no_progress"])
     dev = payload["models"][0]["dev"]
     assert set(dev) == {"stsb_spearman", "sickr_spearman", "avg_sts"}

@@ -12,18 +12,17 @@ import tarfile
 import pytest
 import torch
 
-from tests.conftest import REPO, SHARED_DATA, minilm_path
+from tests.conftest import NLI, REPO, WIKI, minilm_path
 
 PARTS = ("env", "a", "b", "c", "d", "e", "a2")
 
 
 @pytest.mark.slow
-def test_device_check_cpu_smoke(tmp_path):
-    if not (SHARED_DATA / "downstream" / "STS").is_dir():
-        pytest.skip("shared STS data not found")
-    minilm_path()  # skips without the packaged MiniLM
+def test_device_check_cpu_smoke(tmp_path, real_sts_data):
+    minilm_path()
     out, work = tmp_path / "out", tmp_path / "work"
-    env = {**os.environ, "OUT": str(out), "DEVICE_WORK": str(work), "SHARED": str(SHARED_DATA),
+    env = {**os.environ, "OUT": str(out), "DEVICE_WORK": str(work), "SMOKE_STS": real_sts_data,
+           "SMOKE_WIKI": str(WIKI), "SMOKE_NLI": str(NLI),
            "DEVICE_DIR": str(tmp_path / "no-carried-folder")}  # as in CI: built from the packaged MiniLM
     proc = subprocess.run(["bash", "bench/device_check.sh", "--cpu-smoke"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)

@@ -176,8 +176,9 @@ def test_a_non_finite_last_step_saves_nothing(tiny_bert_dir, unsup_file, tmp_pat
     _nan_at(3, monkeypatch)
     out = tmp_path / "o"
     code = train.cli(train_args(tiny_bert_dir, unsup_file, out, "--max_steps", "3", "--logging_steps", "50"))
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train.py: error:")]
     assert code == 1 and len(errors) == 1
-    assert errors[0].startswith("error: The loss is -inf at training step 3 (after 2 optimizer steps, epoch 0.333)")
+    assert errors[0].startswith("train.py: error: The loss is -inf at training step 3 (after 2 optimizer steps, "
+                                "epoch 0.333)")
     assert not (out / "model.safetensors").exists() and not (out / "trainer_state.json").exists()
 

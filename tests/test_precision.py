@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import evaluation
 from simcse_gs.arguments import DataArguments
+from simcse_gs.evaluate import evaluate, main
 from simcse_gs.hf_encoder import HFEncoder
 from simcse_gs.modeling import SimCSEGSModel
 from simcse_gs.precision import autocast
@@ -81,14 +81,13 @@ def test_evaluation_py_precision_flag(tiny_bert_dir, sts_data, monkeypatch, caps
             handle.remove()
 
     monkeypatch.setattr(HFEncoder, "encode", spy)
-    payload = evaluation.main(["--model_name_or_path", tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data,
-                               "--precision", "bf16", "--no_progress"])
+    payload = evaluate(["--model_name_or_path", tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data,
+                        "--precision", "bf16", "--no_progress"])
     assert payload["args"]["precision"] == "bf16" and seen and set(seen) == {torch.bfloat16}
     seen.clear()
-    evaluation.main(["--model_name_or_path", tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data,
-                     "--no_progress"])
+    evaluate(["--model_name_or_path", tiny_bert_dir, "--mode", "dev", "--senteval_data", sts_data, "--no_progress"])
     assert seen and set(seen) == {None}  # fp32 by default: no autocast
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        evaluation.main(["--model_name_or_path", tiny_bert_dir, "--precision", "int8"])
+        main(["--model_name_or_path", tiny_bert_dir, "--precision", "int8"])
     assert exit_info.value.code == 2 and "invalid choice: 'int8'" in capsys.readouterr().err
