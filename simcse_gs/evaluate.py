@@ -265,7 +265,7 @@ def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tas
         record["simcse"] = simcse_summary(results)
         complete = set(ALL_TASKS) <= set(results) and "all" in splits
         record["original_gs"] = original_gs_summary(results) if complete else None
-    record["keep_stats"] = stats.compute() if loaded.use_gs else None
+    record["keep_stats"] = (stats.compute() or None) if loaded.use_gs or selection else None
     return record
 
 

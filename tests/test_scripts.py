@@ -71,3 +71,25 @@ def test_eval_sh_writes_results_beside_each_checkpoint(tiny_bert_dir, sts_data, 
                       env={"SENTEVAL_DATA": sts_data})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((ckpt / "eval_test.json").read_text())["models"][0]["pooler"] == "avg"
+
+
+@pytest.mark.slow
+def test_selection_experiment_runs_every_method_and_the_table_reads_it(tiny_bert_dir, unsup_file, sts_data, tmp_path):
+    env = {"MODEL": tiny_bert_dir, "TRAIN_FILE": unsup_file, "SENTEVAL_DATA": sts_data, "SEEDS": "1", "RATES": "0.6",
+           "STEPS": "2", "OUTPUT_ROOT": str(tmp_path / "sel"), "KEEP_DIR": str(tmp_path / "keep")}
+    proc = run_script("selection_experiment.sh", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    groups = sorted(p.name for p in (tmp_path / "keep").iterdir())
+    assert groups == ["hard-concrete-r0.6", "idf-drop-r0.6", "random-drop-r0.6", "simcse-r1.0", "topk-r0.6"]
+    for group in groups:
+        record = json.loads((tmp_path / "keep" / group / "seed1" / "eval_test.json").read_text())["models"][0]
+        assert record["max_length"] and "avg" in record["simcse"]
+        if group != "simcse-r1.0":  # evaluated at the budget, pruned, in bf16
+            args = json.loads((tmp_path / "keep" / group / "seed1" / "eval_test.json").read_text())["args"]
+            assert args["keep_budget"] == 0.6 and args["prune"] and args["precision"] == "bf16"
+            assert 0.6 <= record["keep_stats"]["keep_rate"] < 0.9
+        state = json.loads((tmp_path / "keep" / group / "seed1" / "trainer_state.json").read_text())
+        assert state["global_step"] == 2
+    table = subprocess.run(["python", str(REPO / "scripts" / "plot_pareto.py"), str(tmp_path / "keep")],
+                           capture_output=True, text=True)
+    assert table.returncode == 0 and "| 0.6 |" in table.stdout
