@@ -147,7 +147,7 @@ def check_run(run: str | Path, sts_dir: str) -> str:
     import torch
     from safetensors.torch import load_file
 
-    import evaluation
+    from simcse_gs.evaluate import evaluate
     from simcse_gs.modeling import SimCSEGSModel
 
     run = Path(run)
@@ -162,8 +162,8 @@ def check_run(run: str | Path, sts_dir: str) -> str:
     model = SimCSEGSModel.from_pretrained(run)
     proxy = model.proxy.encoder.config.model_type if model.proxy is not None else "none"
     with contextlib.redirect_stdout(sys.stderr):  # evaluation.py's tables go to the log, the row to stdout
-        payload = evaluation.main(["--model_name_or_path", str(run), "--mode", "dev", "--senteval_data", sts_dir,
-                                   "--no_progress"])
+        payload = evaluate(["--model_name_or_path", str(run), "--mode", "dev", "--senteval_data", sts_dir,
+                            "--no_progress"])
     dev = payload["models"][0]["dev"]
     return (f"| {run.name} | {state['global_step']} steps (proxy: {proxy}) | {Path(best).name}, best "
             f"{state.get('best_metric')} | {dev['stsb_spearman']:.2f}, {dev['sickr_spearman']:.2f} |")
