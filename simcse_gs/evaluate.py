@@ -420,3 +420,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except OutputError as err:
         return fail(prog, err, RUN_FAILURE)
     return 0
+
+
+def console() -> int:
+    """The ``simcse-gs-eval`` console command: :func:`main` under that name."""
+    return main(prog="simcse-gs-eval")

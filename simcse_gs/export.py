@@ -32,9 +32,11 @@ card.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +44,9 @@ from pathlib import Path
 from safetensors.torch import save_file
 from transformers import AutoModel
 
+from .cli import RUN_FAILURE, USAGE_ERROR, fail
 from .model_card import gs_export_usage, read_card_facts, write_model_card
-from .model_folder import load_checkpoint, max_input_length
+from .model_folder import ModelFolderError, load_checkpoint, max_input_length
 from .modeling import SimCSEGSConfig, SimCSEGSModel, _encoder_config
 
 ST_POOLING = {"cls": "cls", "cls_before_pooler": "cls", "avg": "mean"}
@@ -269,3 +272,54 @@ def _plain_usage(model: SimCSEGSModel, result: ExportResult) -> str:
     else:
         lines += ["No sentence-transformers files: this pooler is not expressible in its Pooling module.", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+PROG = "export.py"
+CLI_DOC = """Export a checkpoint as a sentence-transformers + Hugging Face folder (a GS model keeps its proxy).
+
+    python export.py --model_name_or_path outputs/unsup-simcse --output_dir exported/unsup-simcse
+    python export.py --model_name_or_path outputs/unsup-gs --output_dir exported/unsup-gs   # trust_remote_code
+    python export.py --model_name_or_path outputs/avg-top2 --output_dir exported/avg-top2 --format hf
+"""
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """``export.py``: write an export folder (exit codes: simcse_gs.cli)."""
+    parser = argparse.ArgumentParser(prog=prog, description=CLI_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", required=True, help="A checkpoint folder written by train.py.")
+    parser.add_argument("--output_dir", required=True, help="The export folder (new or empty).")
+    parser.add_argument("--format", choices=FORMATS, default="st",
+                        help="st: Hugging Face + sentence-transformers files (default); hf: Hugging Face files only.")
+    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --output_dir.")
+    parser.add_argument("--drop_proxy", action="store_true",
+                        help="GS checkpoints: export the backbone alone with stock classes (no custom code). It keeps "
+                             "every token, so its embeddings differ from the GS model's.")
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed below, prominently
+        try:
+            result = export_model(args.model_name_or_path, args.output_dir, args.format, args.overwrite,
+                                  args.drop_proxy)
+        except (ValueError, ModelFolderError, FileExistsError) as err:  # a bad checkpoint, pooler or --output_dir
+            return fail(prog, err, USAGE_ERROR)
+        except OSError as err:  # the disk, while writing
+            return fail(prog, err, RUN_FAILURE)
+    for message in result.warnings:
+        print(f"WARNING: {message}", file=sys.stderr)
+    pooling = f", sentence-transformers pooling '{result.st_pooling}'" if result.st_pooling else ""
+    dense = " + Dense(tanh) MLP" if result.dense else ""
+    if result.st_module:
+        pooling = (f", sentence-transformers module {result.st_module} (proxy and inference keep rule; load with "
+                   "trust_remote_code=True)")
+    print(f"Exported pooler '{result.pooler_type}'{pooling}{dense} to {result.output_dir}:")
+    for name in result.files:
+        print(f"  {name}")
+    return 0
+
+
+def console() -> int:
+    """The ``simcse-gs-export`` console command: :func:`main` under that name."""
+    return main(prog="simcse-gs-export")

@@ -14,6 +14,7 @@ decides (the others are forced).
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .cli import RUN_FAILURE, USAGE_ERROR, fail
 from .model_folder import inspect_model, load_checkpoint, max_input_length
 from .modeling import SimCSEGSModel
 
@@ -206,3 +208,71 @@ def write_keep_maps(maps: Sequence[KeepMap], output_dir: str | os.PathLike, titl
     render_html(maps, paths["html"], title)
     render_png(maps[:max_png_sentences], paths["png"], title)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+PROG = "keep_map.py"
+CLI_DOC = """Render which tokens a GS checkpoint's proxy keeps: a PNG heatmap, an HTML page, and the data as JSON.
+
+    python scripts/keep_map.py --model_name_or_path outputs/unsup-gs \
+        --sentences "A man is playing a guitar." data/some_sentences.txt --output_dir keep_map
+
+Each --sentences value is a text file (one sentence per line) if such a file exists, else a sentence.
+"""
+
+
+def read_sentences(values: list[str], limit: int | None = None) -> list[str]:
+    sentences: list[str] = []
+    for value in values:
+        if os.path.isfile(value):
+            with open(value, encoding="utf-8") as f:
+                sentences.extend(line.strip() for line in f if line.strip())
+        else:
+            sentences.append(value)
+    return sentences[:limit] if limit else sentences
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    """``scripts/keep_map.py``: PNG, HTML and JSON keep maps of a GS checkpoint (exit codes: simcse_gs.cli)."""
+    parser = argparse.ArgumentParser(prog=prog, description=CLI_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", required=True, help="A GS checkpoint folder written by train.py.")
+    parser.add_argument("--sentences", nargs="+", required=True, help="Sentence(s) and/or text file(s).")
+    parser.add_argument("--output_dir", default="keep_map", help="Where keep_map.{png,html,json} go.")
+    parser.add_argument("--max_sentences", type=int, default=None, help="Use only the first N sentences.")
+    parser.add_argument("--max_png_sentences", type=int, default=50, help="Rows in the PNG (the HTML has all).")
+    parser.add_argument("--max_length", type=int, default=None, help="Truncate longer sentences (tokens).")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--keep_budget", type=float, default=None,
+                        help="Keep the ceil(r * n) best tokens of every sentence instead of the rule p >= 0.5.")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: where the model loads, CPU).")
+    args = parser.parse_args(argv)
+
+    try:
+        sentences = read_sentences(args.sentences, args.max_sentences)
+        if not sentences:
+            raise ValueError("--sentences gave no sentence (empty file?).")
+        model = load_gs_model(args.model_name_or_path, args.device)
+    except (ValueError, OSError) as err:  # no sentence, unreadable file, not a (sound) GS checkpoint
+        return fail(prog, err, USAGE_ERROR)
+    try:
+        maps = compute_keep_maps(model, sentences, args.batch_size, args.max_length, args.keep_budget)
+    except ValueError as err:  # a keep budget out of range
+        return fail(prog, err, USAGE_ERROR)
+    try:
+        paths = write_keep_maps(maps, args.output_dir, title=f"keep map: {args.model_name_or_path}",
+                                max_png_sentences=args.max_png_sentences)
+    except OSError as err:
+        return fail(prog, err, RUN_FAILURE)
+    decided = sum(sum(m.decided) for m in maps)
+    kept = sum(sum(k and d for k, d in zip(m.kept, m.decided)) for m in maps)
+    print(f"{len(maps)} sentences, {decided} decided tokens, {kept / max(decided, 1):.1%} kept by the inference rule")
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def console() -> int:
+    """The ``simcse-gs-keep-map`` console command: :func:`main` under that name."""
+    return main(prog="simcse-gs-keep-map")
