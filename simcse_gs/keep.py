@@ -30,18 +30,25 @@ def apply_forced(
     return keep
 
 
-def inference_keep(keep_prob: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hard keep at inference: keep where p >= 0.5; a sentence with nothing kept keeps its most probable token.
+def inference_keep(
+    keep_prob: torch.Tensor, attention_mask: torch.Tensor, decided: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Hard keep at inference: keep where p >= 0.5; a sentence whose proxy keeps none of its decided tokens keeps
+    its most probable decided token.
 
-    ``keep_prob`` must already carry the forced values (see :func:`apply_forced`).
+    ``keep_prob`` must already carry the forced values (see :func:`apply_forced`). The fallback looks at the
+    ``decided`` tokens (default: every real token): the forced [CLS]/[SEP] are always kept, so "nothing kept" among
+    all tokens would never happen, and a sentence could shrink to its special tokens alone.
     """
     real = attention_mask.bool()
+    decided = real if decided is None else decided.bool() & real
     keep = (keep_prob >= 0.5) & real
     # Without a data-dependent branch (``if empty.any()`` would wait for the GPU): the fallback token is
-    # or-ed into the rows that kept nothing.
-    best = keep_prob.masked_fill(~real, -1.0).argmax(dim=-1)
+    # or-ed into the rows that kept none of their decided tokens (and have some).
+    best = keep_prob.masked_fill(~decided, -1.0).argmax(dim=-1)
     position = torch.arange(keep.shape[-1], device=keep.device)  # (not one_hot: on a CPU it checks on the host)
-    fallback = (position == best.unsqueeze(-1)) & ~keep.any(dim=-1, keepdim=True)
+    nothing_kept = ~(keep & decided).any(dim=-1, keepdim=True) & decided.any(dim=-1, keepdim=True)
+    fallback = (position == best.unsqueeze(-1)) & nothing_kept
     return (keep | fallback).to(keep_prob.dtype)
 
 

@@ -319,7 +319,7 @@ class SimCSEGSModel(PreTrainedModel):
         prob = apply_forced(estimator_keep_probability(logits, cfg.gs_estimator), attention_mask, special,
                             cfg.gs_drop_special_tokens)
         if budget is None:
-            hard = inference_keep(prob, attention_mask)
+            hard = inference_keep(prob, attention_mask, decided)
         else:
             hard = apply_forced(budget_keep(keep_log_odds(logits), decided, budget), attention_mask, special,
                                 cfg.gs_drop_special_tokens)

@@ -8,7 +8,7 @@ imports it from the folder when asked with ``trust_remote_code=True``:
     SentenceTransformer(path, trust_remote_code=True).encode(sentences)
 
 Each batch goes through :meth:`SimCSEGSModel.encode_batch`, exactly what :meth:`SimCSEGSModel.encode` runs: the
-proxy scores every token, the inference keep rule (p >= 0.5, else the most probable token) drops the others in
+proxy scores every token, the inference keep rule (p >= 0.5, else the most probable decided token) drops the others in
 every attention layer and in ``avg`` pooling, then the pooler and (where SimCSE evaluates with it) the MLP head.
 Needs sentence-transformers >= 6.
 """

@@ -31,6 +31,17 @@ def test_inference_rule_thresholds_at_one_half_and_falls_back_to_the_most_probab
     assert keep.tolist() == [[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]]  # row 2: pad's 0.95 does not count
 
 
+def test_the_fallback_looks_at_the_decided_tokens_not_at_the_forced_ones():
+    """[CLS] and [SEP] are forced to 1: a proxy that drops every decided token still keeps its best one."""
+    prob = torch.tensor([[1.0, 0.2, 0.4, 0.1, 1.0], [1.0, 0.7, 0.3, 1.0, 0.0]])  # [CLS] ... [SEP] (pad)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    decided = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 1, 0, 0]])
+    keep = inference_keep(prob, mask, decided)
+    assert keep.tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0, 0.0]]
+    only_special = inference_keep(prob[:1], mask[:1], torch.zeros_like(decided[:1]))  # nothing decided: no fallback
+    assert only_special.tolist() == [[1.0, 0.0, 0.0, 0.0, 1.0]]
+
+
 def test_statistics_are_means_over_decided_tokens():
     prob = torch.tensor([[1.0, 0.8, 0.2, 0.0]])
     hard = inference_keep(prob, torch.ones(1, 4))

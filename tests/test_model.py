@@ -182,3 +182,15 @@ def test_random_drop_control_weights_the_avg_pooler_by_its_keeps_in_training(tin
     torch.testing.assert_close(model.embed(ids, mask, None, keep), weighted)
     everything = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     assert not torch.allclose(model.embed(ids, mask, None, keep), everything, atol=1e-4)
+
+
+def test_a_proxy_that_drops_every_token_still_keeps_the_most_probable_one(tiny_bert_dir):
+    model = build(tiny_bert_dir, use_gs=True, pooler_type="avg").eval()
+    with torch.no_grad():
+        model.proxy.head.bias.copy_(torch.tensor([-5.0, 5.0]))  # p ~ 0 for every token
+        model.proxy.head.weight.normal_(0, 0.1)  # ... but not all equal
+    enc = model.tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    _, prob, keep, decided = model.score_tokens(enc["input_ids"], enc["attention_mask"])
+    assert torch.all((keep * decided).sum(1) == 1)  # one decided token per sentence, besides [CLS]/[SEP]
+    best = prob.masked_fill(~decided.bool(), -1).argmax(1)
+    assert torch.all(keep[torch.arange(len(best)), best] == 1)
