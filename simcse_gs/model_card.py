@@ -255,8 +255,9 @@ def _gs_section(facts: Mapping[str, Any]) -> list[str]:
             ("keep-rate penalty", f"weight {gs['keep_rate_weight']}, target {gs['target_keep_rate']}"),
             ("REINFORCE reward", gs.get("reinforce_reward")),
             ("REINFORCE baseline momentum", gs.get("reinforce_baseline_momentum")),
-            ("inference keep rule", "keep a token where p >= 0.5 (if none of a sentence's decided tokens is, its "
-                                    "most probable one)" + ("" if gs["drop_special_tokens"] else "; special tokens always kept"))]
+            ("inference keep rule",
+             "keep a token where p >= 0.5 (if none of a sentence's decided tokens is, its most probable one)"
+             + ("" if gs["drop_special_tokens"] else "; special tokens always kept"))]
     return ["## Gumbel-Softmax settings", "", *_table(rows)]
 
 
