@@ -93,3 +93,22 @@ def test_selection_experiment_runs_every_method_and_the_table_reads_it(tiny_bert
     table = subprocess.run(["python", str(REPO / "scripts" / "plot_pareto.py"), str(tmp_path / "keep")],
                            capture_output=True, text=True)
     assert table.returncode == 0 and "| 0.6 |" in table.stdout
+
+
+@pytest.mark.slow
+def test_selection_experiment_with_a_train_rate_trains_once_and_evaluates_every_budget(
+        tiny_bert_dir, unsup_file, sts_data, tmp_path):
+    env = {"MODEL": tiny_bert_dir, "TRAIN_FILE": unsup_file, "SENTEVAL_DATA": sts_data, "SEEDS": "1",
+           "RATES": "0.8 0.6", "TRAIN_RATE": "0.8", "METHODS": "topk idf-drop", "STEPS": "2",
+           "OUTPUT_ROOT": str(tmp_path / "sel"), "KEEP_DIR": str(tmp_path / "keep")}
+    proc = run_script("selection_experiment.sh", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count(": training (") == 3  # simcse, topk at 0.8, idf-drop at 0.8: nothing trained at 0.6
+    for method in ("topk", "idf-drop"):
+        payload = json.loads((tmp_path / "keep" / f"{method}-r0.6" / "seed1" / "eval_test.json").read_text())
+        assert payload["args"]["keep_budget"] == 0.6 and payload["args"]["prune"]
+        assert payload["args"]["model_name_or_path"][0].endswith(f"{method}-r0.8/seed1")
+        assert payload["models"][0]["keep_stats"]["keep_rate"] < 0.8
+    table = subprocess.run(["python", str(REPO / "scripts" / "plot_pareto.py"), str(tmp_path / "keep")],
+                           capture_output=True, text=True)
+    assert table.returncode == 0 and "| 0.6 |" in table.stdout and "| 0.8 |" in table.stdout
