@@ -1,8 +1,11 @@
 """STS average against the inference keep rate, per selection method: the table and the Pareto figure.
 
-    python scripts/plot_pareto.py docs/results/selection --output docs/figures/keep_pareto.png
+    python scripts/plot_pareto.py docs/results/selection-matched docs/results/selection \
+        --output docs/figures/keep_pareto.png
 
-Reads ``<root>/<method>-r<rate>/seed<N>/eval_test.json`` (scripts/selection_experiment.sh's layout); the group
+Reads ``<root>/<method>-r<rate>/seed<N>/eval_test.json`` (scripts/selection_experiment.sh's layout) under each root;
+a group may live in one root only, so that no run is counted twice (the first root that has it wins: pass the
+root whose runs you want first). The group
 ``simcse-r1.0`` (plain SimCSE, nothing dropped) is every method's point at r = 1. Prints a markdown table (rows:
 r; columns: methods; cells: mean ± sample std of the test-protocol average over seeds, and n) and draws the means
 with their std as error bars, at the measured fraction of decided tokens kept (x).
@@ -24,18 +27,21 @@ LABELS = {"topk": "learned: top-k", "hard-concrete": "learned: hard-concrete", "
           "random-drop": "random"}
 
 
-def collect(root: Path) -> dict[str, dict[float, list[tuple[float, float]]]]:
+def collect(*roots: Path) -> dict[str, dict[float, list[tuple[float, float]]]]:
     """{method: {rate: [(avg, kept fraction), ...one per seed]}}; the plain runs under the key ``simcse``."""
     runs: dict[str, dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(root.glob("*/seed*/eval_test.json")):
-        match = GROUP.match(path.parent.parent.name)
-        if not match:
-            continue
-        record = json.loads(path.read_text(encoding="utf-8"))["models"][0]
-        kept = (record.get("keep_stats") or {}).get("keep_rate", 1.0)
-        runs[match["method"]][float(match["rate"])].append((record["simcse"]["avg"], kept))
+    taken: dict[str, Path] = {}
+    for root in roots:
+        for path in sorted(root.glob("*/seed*/eval_test.json")):
+            group = path.parent.parent.name
+            match = GROUP.match(group)
+            if not match or taken.setdefault(group, root) != root:
+                continue
+            record = json.loads(path.read_text(encoding="utf-8"))["models"][0]
+            kept = (record.get("keep_stats") or {}).get("keep_rate", 1.0)
+            runs[match["method"]][float(match["rate"])].append((record["simcse"]["avg"], kept))
     if not runs:
-        raise SystemExit(f"error: no <method>-r<rate>/seed*/eval_test.json under {root}")
+        raise SystemExit(f"error: no <method>-r<rate>/seed*/eval_test.json under {', '.join(map(str, roots))}")
     return runs
 
 
@@ -102,10 +108,11 @@ def plot(runs: dict[str, dict[float, list[tuple[float, float]]]], output: Path) 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="folder of <method>-r<rate>/seed<N>/eval_test.json")
+    parser.add_argument("roots", type=Path, nargs="+",
+                        help="folder(s) of <method>-r<rate>/seed<N>/eval_test.json; a group is read from the first")
     parser.add_argument("--output", type=Path, help="the figure (PNG)")
     args = parser.parse_args(argv)
-    runs = collect(args.root)
+    runs = collect(*args.roots)
     text = table(runs)
     print(text)
     if args.output:

@@ -348,6 +348,26 @@ def test_pareto_table_and_figure(tmp_path):
     assert (tmp_path / "fig.png").stat().st_size > 1000
 
 
+
+def test_pareto_reads_each_group_from_the_first_root_that_has_it(tmp_path):
+    import runpy
+
+    from tests.conftest import REPO
+
+    def write(root: str, group: str, seed: int, avg: float) -> None:
+        folder = tmp_path / root / group / f"seed{seed}"
+        folder.mkdir(parents=True)
+        record = {"simcse": {"avg": avg}, "keep_stats": {"keep_rate": 0.7}}
+        (folder / "eval_test.json").write_text(json.dumps({"models": [record]}))
+
+    write("matched", "topk-r0.7", 1, 79.0)   # trained at 0.7
+    write("at08", "topk-r0.7", 1, 70.0)      # trained at 0.8, evaluated at 0.7: not counted again
+    write("at08", "topk-r0.8", 1, 78.0)
+    main = runpy.run_path(str(REPO / "scripts" / "plot_pareto.py"))["main"]
+    text = main([str(tmp_path / "matched"), str(tmp_path / "at08")])
+    assert "| 0.7 | 79.00 (n=1) |" in text and "| 0.8 | 78.00 (n=1) |" in text
+
+
 @pytest.mark.parametrize("settings", [dict(use_gs=True, gs_estimator="topk", gs_target_keep_rate=0.5),
                                       dict(use_gs=False, token_drop_rate=0.3, token_drop_heuristic="random",
                                            keep_budget=0.5)])
