@@ -8,7 +8,8 @@
 # TRAIN_RATE=0.8 trains each method once per seed, at that rate, and evaluates the one checkpoint at every inference
 # budget of RATES (evaluation.py --keep_budget r --prune): 4x fewer trainings, the cheaper design that
 # docs/RESULTS.md's table used on 2 CPU cores. The folder <method>-r<r>/seed<S>/ then holds that evaluation only
-# (its eval_test.json names the checkpoint it read).
+# (its eval_test.json names the checkpoint it read). The two designs name their folders alike: give each its own
+# OUTPUT_ROOT (docs/RESULTS.md used results/selection for TRAIN_RATE=0.8 and results/selection-matched for the rest).
 # PRECISION=bf16 trains under bf16 autocast and encodes in bf16 (2x faster on CPUs with AVX-512 BF16 / AMX, and on
 # GPUs: docs/PERFORMANCE.md); PRECISION=fp32 for full precision.
 # Small result files are copied to KEEP_DIR (default docs/results/<basename of OUTPUT_ROOT>/); then:
