@@ -135,6 +135,21 @@ def read_card_facts(folder: str | os.PathLike) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ usage
 
 
+_AUTOMODEL_SNIPPET = [
+    "```python",
+    "from transformers import AutoModel",
+    "model = AutoModel.from_pretrained(PATH, trust_remote_code=True)",
+    "embeddings = model.encode(sentences)",
+    "```",
+]
+
+
+def _sentence_transformers_snippet(path: str, trust_remote_code: bool, note: str = "") -> list[str]:
+    trust = ", trust_remote_code=True" if trust_remote_code else ""
+    return ["```python", f"from sentence_transformers import SentenceTransformer{note}",
+            f"model = SentenceTransformer({path}{trust})", "embeddings = model.encode(sentences)", "```"]
+
+
 def checkpoint_usage(use_gs: bool) -> str:
     """How to load a train.py folder (checkpoint-N or the final one) with each library."""
     return "\n".join([
@@ -153,11 +168,7 @@ def checkpoint_usage(use_gs: bool) -> str:
         "With transformers only (the folder carries its modelling code: `modeling.py` and the modules it imports; "
         "read them before trusting them):",
         "",
-        "```python",
-        "from transformers import AutoModel",
-        "model = AutoModel.from_pretrained(PATH, trust_remote_code=True)",
-        "embeddings = model.encode(sentences)",
-        "```",
+        *_AUTOMODEL_SNIPPET,
         "",
         "With sentence-transformers, export the folder first"
         + (" (the export keeps the proxy and the inference keep rule):" if use_gs else ":"),
@@ -166,11 +177,7 @@ def checkpoint_usage(use_gs: bool) -> str:
         "python export.py --model_name_or_path PATH --output_dir EXPORT",
         "```",
         "",
-        "```python",
-        "from sentence_transformers import SentenceTransformer",
-        "model = SentenceTransformer(EXPORT" + (", trust_remote_code=True)" if use_gs else ")"),
-        "embeddings = model.encode(sentences)",
-        "```",
+        *_sentence_transformers_snippet("EXPORT", trust_remote_code=use_gs),
         "",
         "STS evaluation (SentEval, SimCSE's protocol):",
         "",
@@ -191,17 +198,9 @@ def gs_export_usage() -> str:
         "encode alike: the proxy scores every token and tokens with keep probability < 0.5 are dropped in every "
         "attention layer (and in mean pooling).",
         "",
-        "```python",
-        "from sentence_transformers import SentenceTransformer   # sentence-transformers >= 6",
-        "model = SentenceTransformer(PATH, trust_remote_code=True)",
-        "embeddings = model.encode(sentences)",
-        "```",
+        *_sentence_transformers_snippet("PATH", trust_remote_code=True, note="   # sentence-transformers >= 6"),
         "",
-        "```python",
-        "from transformers import AutoModel",
-        "model = AutoModel.from_pretrained(PATH, trust_remote_code=True)",
-        "embeddings = model.encode(sentences)",
-        "```",
+        *_AUTOMODEL_SNIPPET,
         "",
         "```python",
         "from simcse_gs import SimCSEGSModel",
