@@ -144,8 +144,8 @@ _AUTOMODEL_SNIPPET = [
 ]
 
 
-def _sentence_transformers_snippet(path: str, trust_remote_code: bool, note: str = "") -> list[str]:
-    trust = ", trust_remote_code=True" if trust_remote_code else ""
+def _sentence_transformers_snippet(path: str, with_remote_code: bool, note: str = "") -> list[str]:
+    trust = ", trust_remote_code=True" if with_remote_code else ""
     return ["```python", f"from sentence_transformers import SentenceTransformer{note}",
             f"model = SentenceTransformer({path}{trust})", "embeddings = model.encode(sentences)", "```"]
 
@@ -177,7 +177,7 @@ def checkpoint_usage(use_gs: bool) -> str:
         "python export.py --model_name_or_path PATH --output_dir EXPORT",
         "```",
         "",
-        *_sentence_transformers_snippet("EXPORT", trust_remote_code=use_gs),
+        *_sentence_transformers_snippet("EXPORT", with_remote_code=use_gs),
         "",
         "STS evaluation (SentEval, SimCSE's protocol):",
         "",
@@ -198,7 +198,7 @@ def gs_export_usage() -> str:
         "encode alike: the proxy scores every token and tokens with keep probability < 0.5 are dropped in every "
         "attention layer (and in mean pooling).",
         "",
-        *_sentence_transformers_snippet("PATH", trust_remote_code=True, note="   # sentence-transformers >= 6"),
+        *_sentence_transformers_snippet("PATH", with_remote_code=True, note="   # sentence-transformers >= 6"),
         "",
         *_AUTOMODEL_SNIPPET,
         "",
