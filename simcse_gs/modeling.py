@@ -350,12 +350,20 @@ class SimCSEGSModel(PreTrainedModel):
             return prob, hard, decided
         if budget is None:
             return None, None, None
+        keep, decided = self._control_keep(input_ids, attention_mask, budget)
+        return keep, keep, decided
+
+    def _control_keep(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rate: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hard keep with the forced tokens, decided mask) of a control without a proxy at keep rate ``rate``: the
+        ``ceil(rate * n)`` best decided tokens by :meth:`_control_scores` (the IDF heuristic in training, any
+        control under an inference budget)."""
         special = self.special_tokens_mask(input_ids)
         drop_special = self.config.gs_drop_special_tokens
         decided = decided_mask(attention_mask, special, drop_special)
-        keep = budget_keep(self._control_scores(input_ids, attention_mask), decided, budget)
-        keep = apply_forced(keep, attention_mask, special, drop_special)
-        return keep, keep, decided
+        keep = budget_keep(self._control_scores(input_ids, attention_mask), decided, rate)
+        return apply_forced(keep, attention_mask, special, drop_special), decided
 
     def _keep_weights(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_samples: int, tau: float | None, **enc_kwargs
@@ -371,11 +379,9 @@ class SimCSEGSModel(PreTrainedModel):
             if not self.training:
                 keep = self.inference_keep_weights(input_ids, attention_mask, cfg.inference_budget)[1]
                 return [keep] * n_samples, {}
-            special = self.special_tokens_mask(input_ids)
             if cfg.token_drop_heuristic == "idf":  # the same frequency-ranked drop in every view
-                decided = decided_mask(attention_mask, special, cfg.gs_drop_special_tokens)
-                keep = budget_keep(self._control_scores(input_ids, attention_mask), decided, 1 - cfg.token_drop_rate)
-                return [apply_forced(keep, attention_mask, special, cfg.gs_drop_special_tokens)] * n_samples, {}
+                return [self._control_keep(input_ids, attention_mask, 1 - cfg.token_drop_rate)[0]] * n_samples, {}
+            special = self.special_tokens_mask(input_ids)
             keeps = []  # random-drop control: Bernoulli keep per decided token and view
             for _ in range(n_samples):
                 rand = (torch.rand(input_ids.shape, device=input_ids.device) >= cfg.token_drop_rate).float()
