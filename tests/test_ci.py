@@ -5,11 +5,16 @@ from __future__ import annotations
 import importlib.util
 import re
 
+import pytest
+
 from tests.conftest import REPO
 
 _spec = importlib.util.spec_from_file_location("check_skips", REPO / ".ci" / "check_skips.py")
 check_skips = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(check_skips)
+_spec = importlib.util.spec_from_file_location("readme_commands", REPO / ".ci" / "readme_commands.py")
+readme_commands = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(readme_commands)
 
 
 def junit(*cases: tuple[str, str | None]) -> str:
@@ -52,24 +57,44 @@ def test_every_allowed_skip_says_why(tmp_path, capsys):
 
 
 def _install_lines(text: str) -> list[str]:
-    return [re.sub(r"\s+#.*$", "", line).replace(" -q ", " ").strip() for line in text.splitlines()
-            if line.strip().startswith("pip install")]
+    return [re.sub(r"\s+#.*$", "", line).replace(" -q ", " ").replace('"$PY" -m ', "").strip()
+            for line in text.splitlines() if line.strip().startswith("pip install")]
 
 
-def test_ci_installs_exactly_what_the_readme_says():
+def test_setup_installs_exactly_what_the_readme_install_section_says():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Install", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    setup = (REPO / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    setup_block = setup.split('# --- README "Install" (keep in sync) ---', 1)[1].split("# ----", 1)[0]
+    readme_lines = _install_lines(block)
+    assert readme_lines[0] == "pip install torch==2.13.0" and "torch==2.13.0" in setup  # setup: unless one is there
+    assert readme_lines[1:] == _install_lines(setup_block)
+    assert any("[bench]" in line for line in readme_lines)  # sentence-transformers, mteb: no test skips for them
+
+
+def test_ci_runs_the_readme_quick_start_lines_as_written():
+    commands = readme_commands.quickstart_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    assert commands == ["bash scripts/setup.sh && bash scripts/quickstart.sh", "python -m pytest -q"]
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    ci_block = ci.split('# --- README "Install" (keep in sync) ---', 1)[1].split("# ----", 1)[0]
-    assert _install_lines(block) == _install_lines(ci_block)
-    assert any("[bench]" in line for line in _install_lines(block))  # sentence-transformers: export tests run
+    assert "python .ci/readme_commands.py README.md" in ci and 'bash -euo pipefail -c "${LINES[$i]}"' in ci
+    assert "pip install" not in ci.replace("pip install -q --upgrade pip", "")  # the README's set-up, not CI's own
 
 
-def test_ci_prints_the_skip_summary_and_runs_the_gate_on_its_report():
-    lines = [line.split() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
-    pytest_line = next(words for words in lines if words[:3] == ["python", "-m", "pytest"])
-    gate_line = next(words for words in lines if words[:2] == ["python", ".ci/check_skips.py"])
-    assert "-rs" in pytest_line
-    report = pytest_line[pytest_line.index("--junitxml") + 1]
-    assert gate_line[2:] == [report, ".ci/allowed-skips.txt"]
+def test_readme_commands_joins_continuations_drops_comments_and_says_what_is_missing():
+    text = ("# x\n\n## Quick start\n\nintro\n\n```bash\n# a comment\nbash a.sh \\\n  --flag 1   # why\n\n"
+            "pytest -q\n```\n")
+    assert readme_commands.quickstart_commands(text) == ["bash a.sh    --flag 1", "pytest -q"]
+    with pytest.raises(ValueError, match="no '## Quick start' heading"):
+        readme_commands.quickstart_commands("# nothing here\n")
+    with pytest.raises(ValueError, match="no ```bash block"):
+        readme_commands.quickstart_commands("## Quick start\n\ntext only\n\n## Next\n```bash\nls\n```\n")
+
+
+def test_ci_reports_skips_through_pytest_addopts_and_runs_the_gate_on_that_report():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    addopts = re.search(r'export PYTEST_ADDOPTS="([^"]*)"', ci).group(1).split()
+    assert "-rs" in addopts
+    report = addopts[addopts.index("--junitxml") + 1]
+    gate = next(line.split() for line in ci.splitlines() if line.startswith("python .ci/check_skips.py"))
+    assert gate[2:] == [report.replace("$REPORT", '"$REPORT"'), ".ci/allowed-skips.txt"]

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sentence_transformers import SentenceTransformer
 
 from simcse_gs.export import export_model
 from simcse_gs.gumbel import KEEP
 from simcse_gs.hf_encoder import HFEncoder
-from tests.conftest import REPO, SENTENCES, build
+from tests.conftest import REPO, SENTENCES, bench_extra, build, load_sentence_transformer
 from tests.test_sharing import dropping_gs_model, kept_fraction
 
 
@@ -58,7 +57,7 @@ def test_encode_takes_the_sentence_transformers_arguments(encoder):
 def test_encode_answers_like_sentence_transformers_call_for_call(tiny_bert_dir, tmp_path):
     model = build(tiny_bert_dir, use_gs=False, pooler_type="avg")
     export_model(model, tmp_path / "e")
-    st = SentenceTransformer(str(tmp_path / "e"), device="cpu")
+    st = load_sentence_transformer(str(tmp_path / "e"), device="cpu")
     calls = [dict(convert_to_numpy=True), dict(convert_to_tensor=True), dict(normalize_embeddings=True,
              convert_to_numpy=True), dict(batch_size=2, convert_to_tensor=True, show_progress_bar=False)]
     for inputs in (SENTENCES, SENTENCES[0]):
@@ -88,7 +87,7 @@ def _write_stsb(root, n=40):
 def test_mteb_runs_sts_b_offline_and_agrees_with_our_evaluator(minilm, tmp_path, capsys):
     """The real MiniLM: a tiny random model's cosines are so close together that 1e-7 differences between two
     correct pipelines (different batching) reorder them."""
-    pytest.importorskip("mteb")  # optional (pip install mteb), see docs/RESEARCH_TOOLS.md
+    bench_extra("mteb")
     data = _write_stsb(tmp_path / "data")
     model = build(minilm, use_gs=True, pooler_type="cls")
     g = torch.Generator().manual_seed(0)

@@ -19,7 +19,7 @@ from simcse_gs.gumbel import DROP, KEEP
 from simcse_gs.hf_encoder import HFEncoder
 from simcse_gs.keep import KeepStatsAccumulator, add_keep_histogram
 from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
-from tests.conftest import REPO, SENTENCES, build, tokenized
+from tests.conftest import REPO, SENTENCES, bench_extra, build, tokenized
 
 
 def randomise_proxy_head(model, std=1.0, seed=0):
@@ -394,7 +394,7 @@ def test_export_round_trip_gives_the_same_embeddings(request, tmp_path, fixture,
 
 @pytest.mark.parametrize("settings", EXPORT_CASES, ids=lambda s: "-".join(map(str, s.values())))
 def test_export_loads_in_sentence_transformers(tiny_bert_dir, tmp_path, settings):
-    import sentence_transformers as st  # the bench extra: installed where the tests run
+    st = bench_extra("sentence_transformers")
 
     from simcse_gs.export import export_model
 

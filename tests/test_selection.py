@@ -24,7 +24,7 @@ from simcse_gs.selection import (
     relaxed_topk,
     topk_mask,
 )
-from tests.conftest import SENTENCES, build, tokenized
+from tests.conftest import SENTENCES, bench_extra, build, tokenized
 
 LONG = SENTENCES + ["the quick brown fox jumps over the lazy dog near the river bank at dawn"]
 
@@ -374,7 +374,7 @@ def test_pareto_reads_each_group_from_the_first_root_that_has_it(tmp_path):
 def test_exports_of_selecting_models_select_in_sentence_transformers(tiny_bert_dir, tmp_path, settings):
     """A model that drops tokens at inference (a top-k proxy, or a control with a keep budget) is exported whole,
     and its sentence-transformers module drops the same tokens as encode."""
-    from sentence_transformers import SentenceTransformer
+    SentenceTransformer = bench_extra("sentence_transformers").SentenceTransformer  # noqa: N806
 
     from simcse_gs.export import export_model
 

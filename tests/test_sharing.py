@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from sentence_transformers import SentenceTransformer
 from transformers import AutoModel
 
 from simcse_gs.export import export_model
 from simcse_gs.gumbel import KEEP
 from simcse_gs.modeling import SimCSEGSModel
-from tests.conftest import REPO, SENTENCES, build
+from tests.conftest import REPO, SENTENCES, build, load_sentence_transformer
 
 PACKAGE = REPO / "simcse_gs"
 
@@ -91,7 +90,6 @@ def test_checkpoints_and_gs_exports_load_where_simcse_gs_is_not_installed(tiny_b
     code = f"""
 import torch
 from transformers import AutoModel
-from sentence_transformers import SentenceTransformer
 sentences = {SENTENCES!r}
 out = {{}}
 for folder in {[str(f) for f in folders]!r}:
@@ -145,7 +143,7 @@ def test_gs_export_runs_the_proxy_in_sentence_transformers(request, tmp_path, fi
     assert result.warnings == [] and result.st_module == "st_module.SimCSEGSEncoder"
     assert json.loads((tmp_path / "e" / "modules.json").read_text())[0]["type"] == "st_module.SimCSEGSEncoder"
     ours = model.encode(SENTENCES)
-    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
+    st = load_sentence_transformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
     torch.testing.assert_close(st.encode(SENTENCES, convert_to_tensor=True), ours, atol=1e-5, rtol=0)
     assert st.get_embedding_dimension() == ours.shape[1]
     enc = model.tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -161,12 +159,12 @@ def test_gs_export_needs_trust_remote_code_and_survives_a_sentence_transformers_
     model = dropping_gs_model(tiny_bert_dir, pooler_type="avg")
     export_model(model, tmp_path / "e")
     with pytest.raises(ValueError, match="trust_remote_code=True"):
-        SentenceTransformer(str(tmp_path / "e"), device="cpu")
-    st = SentenceTransformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
+        load_sentence_transformer(str(tmp_path / "e"), device="cpu")
+    st = load_sentence_transformer(str(tmp_path / "e"), trust_remote_code=True, device="cpu")  # own code
     assert type(st[0].model).__module__.startswith("transformers_modules.")  # the folder's code ran ...
     assert type(AutoModel.from_pretrained(tmp_path / "e")) is SimCSEGSModel  # ... and left our registry alone
     st.save(str(tmp_path / "resaved"))
-    again = SentenceTransformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu")  # own code
+    again = load_sentence_transformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu")  # own code
     torch.testing.assert_close(again.encode(SENTENCES, convert_to_tensor=True), model.encode(SENTENCES), atol=1e-5,
                                rtol=0)
 
@@ -184,7 +182,7 @@ def test_mean_pooled_export_loads_without_a_missing_pooler_report(tiny_bert_dir,
     model = build(tiny_bert_dir, use_gs=False, pooler_type="avg")
     export_model(model, tmp_path / "e")
     capfd.readouterr()
-    st = SentenceTransformer(str(tmp_path / "e"), device="cpu")
+    st = load_sentence_transformer(str(tmp_path / "e"), device="cpu")
     printed = capfd.readouterr()
     assert "MISSING" not in printed.out + printed.err and "pooler" not in printed.out + printed.err
     assert getattr(st[0].auto_model, "pooler", None) is None

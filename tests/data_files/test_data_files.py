@@ -133,7 +133,7 @@ def test_offline_is_said_clearly(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(data_files.DATA_ENV, str(tmp_path / "data"))
     monkeypatch.setenv(data_files.SHARED_ENV, str(tmp_path / "no-shared-copy"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data_files, "DATA_DIR", tmp_path / "no-repo-data")
+    monkeypatch.setattr(data_files.locations, "DATA_DIR", tmp_path / "no-repo-data")
     assert data_files.main(["train_file", f"data/{WIKI_SAMPLE.name}", "--fetch", "--no_progress"]) == 2
     err = capsys.readouterr().err
     assert "data_files: error: could not download" in err and "TRAIN_FILE" in err and "Traceback" not in err
@@ -162,7 +162,7 @@ def test_training_files_are_found_in_order_and_the_choice_is_said(tmp_path, monk
     env_dir.mkdir()
     monkeypatch.setenv(data_files.SHARED_ENV, str(shared))
     monkeypatch.setenv(data_files.DATA_ENV, str(env_dir))
-    monkeypatch.setattr(data_files, "DATA_DIR", tmp_path / "repo-data")
+    monkeypatch.setattr(data_files.locations, "DATA_DIR", tmp_path / "repo-data")
     monkeypatch.chdir(tmp_path)
     assert resolve_train_file(f"data/{name}") == str(shared / "train" / "wiki" / name)
     assert f"training file data/{name} not found; using {shared}" in capsys.readouterr().err
