@@ -147,8 +147,8 @@ def check_run(run: str | Path, sts_dir: str) -> str:
     import torch
     from safetensors.torch import load_file
 
-    from simcse_gs.evaluate import evaluate
-    from simcse_gs.modeling import SimCSEGSModel
+    from simcse_gs.evaluation.evaluate import evaluate
+    from simcse_gs.model import SimCSEGSModel
 
     run = Path(run)
     state = json.loads((run / "trainer_state.json").read_text(encoding="utf-8"))

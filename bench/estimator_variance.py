@@ -85,8 +85,8 @@ def tiny_model_dir() -> str:
 
 
 def load_model(path: str, pooler_type: str, head_std: float, seed: int):
+    from simcse_gs.model import SimCSEGSModel
     from simcse_gs.model_folder import inspect_model, looks_local
-    from simcse_gs.modeling import SimCSEGSModel
 
     if looks_local(path) and inspect_model(path).kind == "simcse_gs":
         model = SimCSEGSModel.from_pretrained(path)

@@ -101,10 +101,10 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from simcse_gs.keep import KeepStatsAccumulator
+    from simcse_gs.evaluation.sts import evaluate_sts
+    from simcse_gs.model import SimCSEGSModel
+    from simcse_gs.model.keep import KeepStatsAccumulator
     from simcse_gs.model_folder import inspect_model, looks_local
-    from simcse_gs.modeling import SimCSEGSModel
-    from simcse_gs.sts_eval import evaluate_sts
 
     if args.threads:
         torch.set_num_threads(args.threads)

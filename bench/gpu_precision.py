@@ -41,11 +41,11 @@ from unittest import mock
 import torch
 from transformers import BertConfig
 
-import simcse_gs.modeling as modeling
+import simcse_gs.model.keep_policy as keep_policy
 from bench.common import interleaved, machine_info, med, quiet, spread
-from simcse_gs.attention import enable_token_keep
-from simcse_gs.keep import keep_statistic_tensors
-from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
+from simcse_gs.model import SimCSEGSConfig, SimCSEGSModel
+from simcse_gs.model.attention import enable_token_keep
+from simcse_gs.model.keep import keep_statistic_tensors
 
 VARIANTS = ("plain", "patch", "gs_sdpa", "gs_eager", "gs_sdpa_sync", "plain_nomasksync")
 PLAIN_VARIANTS = ("plain", "patch", "plain_nomasksync")
@@ -138,7 +138,7 @@ def _loss(variant: str, model: SimCSEGSModel, batch: dict[str, torch.Tensor]) ->
 def make_step(variant: str, model: SimCSEGSModel, opt, scaler, batch, precision: str, device: str):
     patches = []
     if variant == "gs_sdpa_sync":
-        patches.append(mock.patch.object(modeling, "keep_statistic_tensors", _keep_statistics_read_on_the_host))
+        patches.append(mock.patch.object(keep_policy, "keep_statistic_tensors", _keep_statistics_read_on_the_host))
     if variant == "plain_nomasksync":
         import transformers.masking_utils as masking_utils
 

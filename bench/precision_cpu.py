@@ -44,9 +44,9 @@ from bench.common import (
     verdict,
     write_stsb_folder,
 )
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.precision import autocast
-from simcse_gs.sts_eval import ALL_TASKS, evaluate_sts, original_gs_summary, simcse_summary
+from simcse_gs.evaluation.sts import ALL_TASKS, evaluate_sts, original_gs_summary, simcse_summary
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.precision import autocast
 
 SPLITS = ("train", "dev", "test", "train_and_dev", "all")
 PRECISIONS = ("fp32", "bf16")

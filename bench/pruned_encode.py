@@ -37,15 +37,15 @@ from bench.common import (
     spread,
     verdict,
 )
-from simcse_gs.encoding import encode_in_length_order
-from simcse_gs.keep import KeepStatsAccumulator
+from simcse_gs.model.encoding import encode_in_length_order
+from simcse_gs.model.keep import KeepStatsAccumulator
 from simcse_gs.model_folder import max_input_length
 
 TARGET = 1.2  # issue: pruned encoding >= 1.2x the full model's sentences/s at r <= 0.8
 
 
 def build_model(args: argparse.Namespace):
-    from simcse_gs.modeling import SimCSEGSModel
+    from simcse_gs.model import SimCSEGSModel
 
     if args.model_name_or_path:
         return SimCSEGSModel.from_pretrained(args.model_name_or_path)

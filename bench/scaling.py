@@ -42,8 +42,8 @@ from bench.common import (
     write_stsb_folder,
 )
 from bench.train_step import build, make_step, optimizer_for
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.sts_eval import evaluate_sts
+from simcse_gs.evaluation.sts import evaluate_sts
+from simcse_gs.model import SimCSEGSModel
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ its own model and optimizer built from the same checkpoint with ``torch.manual_s
                goes through the patched function and scales V by p=1. No proxy, no sampling, plain pooling.
 * ``gs_sdpa``  ``from_backbone(use_gs=True, gs_attn_impl='sdpa')``; ``model(**batch, tau=1.0).loss``.
 * ``gs_eager`` the same with ``gs_attn_impl='eager'`` (explicit probabilities, the reference).
-* ``proxy``    the proxy alone: ``model._keep_weights`` (proxy forward once on the B sentences, keep statistics, two
+* ``proxy``    the proxy alone: ``model.keep_weights`` (proxy forward once on the B sentences, keep statistics, two
                Gumbel samples) + backward of a fixed random projection of the samples + AdamW step on the proxy's
                parameters only. This is the "proxy cost" in the GS target.
 * ``proxy_fb`` the same without the optimizer step (proxy forward + backward alone), for information.
@@ -54,8 +54,8 @@ from bench.common import (
     sync,
     verdict,
 )
-from simcse_gs.attention import enable_token_keep
-from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.attention import enable_token_keep
 
 VARIANTS = ("plain", "patch", "gs_sdpa", "gs_eager", "proxy", "proxy_fb")
 TAU = 1.0  # the schedule's starting temperature
@@ -133,8 +133,7 @@ def proxy_alone_loss(model: SimCSEGSModel, batch: dict[str, torch.Tensor]) -> to
     """The GS keep-weight machinery alone, reduced to a scalar with a fixed random projection (for backward)."""
     ids, mask, types = _flat(batch)
     kwargs = {} if types is None else {"token_type_ids": types}
-    keeps, _ = model._keep_weights(ids, mask, 2, TAU, **kwargs)
-    keep = torch.cat(keeps)
+    keep = model.keep_weights(ids, mask, 2, TAU, **kwargs).stacked()
     gen = torch.Generator(device="cpu").manual_seed(1)
     weights = torch.randn(keep.shape, generator=gen).to(keep.device)
     return (keep * weights).sum()

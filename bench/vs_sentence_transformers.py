@@ -63,10 +63,10 @@ from bench.common import (
     write_stsb_folder,
 )
 from senteval.sts import cosine_similarity, load_sick, load_sts_year, load_stsb
+from simcse_gs.evaluation.sts import ALL_TASKS, STS_YEARS, evaluate_sts
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.precision import PRECISIONS, autocast
 from simcse_gs.model_folder import max_input_length
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.precision import PRECISIONS, autocast
-from simcse_gs.sts_eval import ALL_TASKS, STS_YEARS, evaluate_sts
 
 ALL_SPLITS = ("train", "dev", "test", "train_and_dev", "all")
 POOLED = {"train_and_dev": ("train", "dev"), "all": ("train", "dev", "test")}
@@ -220,9 +220,9 @@ def _same_training_arguments(args: argparse.Namespace, outdir: str) -> dict[str,
 
 
 def _run_our_trainer(args: argparse.Namespace, model: SimCSEGSModel, dataset, outdir: str) -> tuple[list[float], float]:
-    from simcse_gs.arguments import SimCSETrainingArguments
-    from simcse_gs.data import SimCSECollator
-    from simcse_gs.trainer import SimCSETrainer
+    from simcse_gs.training.arguments import SimCSETrainingArguments
+    from simcse_gs.training.data import SimCSECollator
+    from simcse_gs.training.trainer import SimCSETrainer
 
     targs = SimCSETrainingArguments(**_same_training_arguments(args, outdir))
     timer = _step_timer()
@@ -247,7 +247,7 @@ def _run_their_trainer(args: argparse.Namespace, st, mnrl, dataset, outdir: str)
 def bench_trainers(args: argparse.Namespace, path: str, sentences: list[str], workdir: str) -> dict[str, Any]:
     from datasets import Dataset
 
-    from simcse_gs.data import load_train_dataset
+    from simcse_gs.training.data import load_train_dataset
 
     n = args.batch_size * args.trainer_steps
     train_txt = Path(workdir) / "train.txt"

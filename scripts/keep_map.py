@@ -4,12 +4,12 @@
         --sentences "A man is playing a guitar." data/some_sentences.txt --output_dir keep_map
 
 Each ``--sentences`` value is a text file (one sentence per line) if such a file exists, else a sentence.
-The logic lives in :mod:`simcse_gs.keep_map` (also the ``simcse-gs-keep-map`` console command).
+The logic lives in :mod:`simcse_gs.evaluation.keep_map` (also the ``simcse-gs-keep-map`` console command).
 """
 
 import sys
 
-from simcse_gs.keep_map import main, read_sentences
+from simcse_gs.evaluation.keep_map import main, read_sentences
 
 __all__ = ["main", "read_sentences"]
 

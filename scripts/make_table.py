@@ -17,8 +17,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from simcse_gs.sts_eval import ORIGINAL_GS_COLUMNS as ORIGINAL
-from simcse_gs.sts_eval import SIMCSE_TABLE as SIMCSE
+from simcse_gs.evaluation.sts import ORIGINAL_GS_COLUMNS as ORIGINAL
+from simcse_gs.evaluation.sts import SIMCSE_TABLE as SIMCSE
 
 KEEP = [("keep_rate", "kept (p≥0.5)"), ("keep_prob", "mean p")]
 

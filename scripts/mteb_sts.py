@@ -6,7 +6,7 @@ MTEB (>= 2, ``pip install mteb``) evaluates the model as a user would run it: as
 (``trust_remote_code=True`` on an export this script writes to a temporary folder, a GS model with its proxy, so
 the code that runs is this package's own, not the input folder's). The task reads STS-B test from the local
 SentEval files (MTEB's own STSBenchmark task downloads it from the Hub), with the sentences SentEval encodes
-(whitespace-joined tokens). Our number is the STS-B test Spearman of :func:`simcse_gs.sts_eval.evaluate_sts` with
+(whitespace-joined tokens). Our number is the STS-B test Spearman of :func:`simcse_gs.evaluation.sts.evaluate_sts` with
 :meth:`SimCSEGSModel.encode`. Both are cosine Spearman x 100.
 """
 
@@ -18,9 +18,9 @@ import sys
 import tempfile
 
 import senteval
-from simcse_gs.export import export_model
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.sts_eval import evaluate_sts
+from simcse_gs.evaluation.sts import evaluate_sts
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.sharing.export import export_model
 
 
 def local_stsb_task(task_path: str, split: str = "test"):  # -> mteb AbsTaskSTS

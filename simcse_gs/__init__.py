@@ -1,8 +1,14 @@
 """simcse-gs: SimCSE sentence embeddings with a learned Gumbel-Softmax token-keep proxy.
 
-Where each idea lives: ``gumbel`` (relaxation, tau schedule), ``proxy`` (token scorer), ``keep`` (forced
-tokens, inference rule, keep statistics), ``attention`` (the patch), ``pooling``, ``loss``, ``mlm``,
-``modeling`` (the model), ``data``, ``arguments``, ``trainer``, ``sts_eval`` (STS through SentEval).
+The package is laid out as its architecture (docs/ARCHITECTURE.md):
+
+* ``model/``: exactly what a checkpoint ships (configuration, model, keep policies, proxy, attention patch, poolers,
+  pruning, the sentence-transformers module);
+* ``training/``: arguments, data, the Trainer, the ``train.py`` entry, MLM masking, resume checks;
+* ``evaluation/``: STS evaluation, encoders for plain models, keep maps, the ``evaluation.py`` entry;
+* ``sharing/``: export, model cards;
+* ``data_files/``: where the data files are, and fetching them;
+* ``model_folder`` (what a model path is) and ``cli`` (one command-line convention), used by every command.
 
 ``SimCSEGSModel`` and ``SimCSEGSConfig`` are imported on first use, so that light modules (``data_files``,
 ``cli``) start without torch and transformers: ``python -m simcse_gs.data_files`` is what the shell scripts call.
@@ -16,7 +22,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import modeling  # also registers the classes with AutoConfig / AutoModel
+        from . import model  # also registers the classes with AutoConfig / AutoModel
 
-        return getattr(modeling, name)
+        return getattr(model, name)
     raise AttributeError(f"module 'simcse_gs' has no attribute {name!r}")

@@ -33,7 +33,7 @@ WORDS = ("a man woman dog cat plays runs sits on the mat guitar field kitchen ra
 
 def build(path, **settings):
     """A SimCSEGSModel from a backbone folder, with a fixed seed for its new heads."""
-    from simcse_gs.modeling import SimCSEGSModel
+    from simcse_gs.model import SimCSEGSModel
 
     torch.manual_seed(0)
     return SimCSEGSModel.from_backbone(path, **settings)

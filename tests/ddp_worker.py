@@ -10,7 +10,7 @@ What differs between 1 and N processes is made equal, so that only the cross-pro
 * dropout is off;
 * the proxy's random draws (Gumbel noise for ``soft``/``st``, the uniforms of REINFORCE's Bernoulli keeps) come
   from noise drawn once for the *global* batch, of which each process takes its own rows, by replacing
-  ``simcse_gs.estimators.sample_keep`` / ``bernoulli_keep`` with the same formulas on that noise (the samplers
+  the policies' ``sample_keep`` / ``bernoulli_keep`` with the same formulas on that noise (the samplers
   themselves are tested in test_research_tools.py and test_gumbel.py);
 * the proxy head, zero at initialisation (p = 0.5 everywhere, no gradient into the proxy encoder), gets random
   weights, and the REINFORCE baseline a value (unset, the first step's batch advantage is 0), so the proxy's
@@ -26,9 +26,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-import simcse_gs.estimators as estimators
-from simcse_gs.gumbel import KEEP
-from simcse_gs.modeling import SimCSEGSModel
+import simcse_gs.model.policy_gumbel as policy_gumbel
+import simcse_gs.model.policy_reinforce as policy_reinforce
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.gumbel import KEEP
 
 SENTENCES = [f"sentence number {i} talks about {w}" for i, w in enumerate("cats dogs rain stocks music art".split())]
 SENTENCES[2] += " and much more than the others do"  # different lengths: the shards' token counts differ
@@ -74,8 +75,8 @@ def install_noise(noise: GlobalNoise) -> None:
         with torch.no_grad():
             return (noise.take("uniform") < logits.float().softmax(dim=-1)[..., KEEP]).float()
 
-    estimators.sample_keep = sample_keep
-    estimators.bernoulli_keep = bernoulli_keep
+    policy_gumbel.sample_keep = sample_keep
+    policy_reinforce.bernoulli_keep = bernoulli_keep
 
 
 def batch_of(model: SimCSEGSModel, n_sent: int, rank: int, world: int) -> dict[str, torch.Tensor]:

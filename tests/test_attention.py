@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import BertModel, RobertaModel
 
-from simcse_gs.attention import check_supported, enable_token_keep
+from simcse_gs.model.attention import check_supported, enable_token_keep
 from tests.conftest import tiny_config
 
 MODELS = {"bert": BertModel, "roberta": RobertaModel}

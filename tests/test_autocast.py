@@ -20,10 +20,10 @@ import torch
 from safetensors import safe_open
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-import simcse_gs.attention as attention
-import simcse_gs.modeling as modeling
+import simcse_gs.model.attention as attention
+import simcse_gs.model.modeling as modeling
 import train
-from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.model import SimCSEGSModel
 from tests.conftest import SENTENCES, tokenized
 
 LOSS_TOL = 0.05
@@ -159,16 +159,16 @@ def test_fp16_autocast_and_grad_scaler_steps_on_the_cpu(tiny_bert_dir):
 
 def test_fp16_flag_on_a_cpu_warns_that_it_trains_in_float32(caplog, tmp_path):
     """accelerate applies fp16 autocast on GPUs only: --fp16 on a CPU silently trained in float32 before."""
-    from simcse_gs.arguments import SimCSETrainingArguments
+    from simcse_gs.training.arguments import SimCSETrainingArguments
 
-    with caplog.at_level(logging.WARNING, logger="simcse_gs.arguments"):
+    with caplog.at_level(logging.WARNING, logger="simcse_gs.training.arguments"):
         SimCSETrainingArguments(output_dir=str(tmp_path / "x"), fp16=True, report_to="none")
     assert "--fp16 on a machine without an accelerator trains in float32" in caplog.text
 
 
 def test_train_py_bf16_runs_on_the_cpu_and_saves_a_checkpoint_that_evaluates(tiny_bert_dir, unsup_file, sts_data,
                                                                              tmp_path, monkeypatch):
-    from simcse_gs.evaluate import evaluate
+    from simcse_gs.evaluation.evaluate import evaluate
 
     seen = []
     original = SimCSEGSModel.forward

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from simcse_gs.data import SimCSECollator, TrainFileError, load_train_dataset
+from simcse_gs.training.data import SimCSECollator, TrainFileError, load_train_dataset
 
 
 @pytest.fixture(scope="module")

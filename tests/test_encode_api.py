@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simcse_gs.export import export_model
-from simcse_gs.gumbel import KEEP
-from simcse_gs.hf_encoder import HFEncoder
+from simcse_gs.evaluation.hf_encoder import HFEncoder
+from simcse_gs.model.gumbel import KEEP
+from simcse_gs.sharing.export import export_model
 from tests.conftest import REPO, SENTENCES, bench_extra, build, load_sentence_transformer
 from tests.test_sharing import dropping_gs_model, kept_fraction
 

@@ -19,10 +19,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer, DistilBertConfig, DistilBertModel
 
 import train
-from simcse_gs.checkpoint import CheckpointError
-from simcse_gs.data import TrainFileError, load_train_dataset
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.trainer import SimCSETrainer
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.training.data import TrainFileError, load_train_dataset
+from simcse_gs.training.resume import CheckpointError
+from simcse_gs.training.trainer import SimCSETrainer
 from tests.conftest import REPO
 from tests.test_reliability import train_args, write_tiny_sts
 
@@ -67,7 +67,8 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--pooler_type", "mean"], "Unknown pooler 'mean'"),
+        (["--pooler_type", "mean"], "--pooler_type must be one of cls, cls_before_pooler, avg, avg_top2, "
+                                    "avg_first_last, got 'mean'"),
         (["--min_tau", "0"], r"min_tau must be > 0"),
         (["--init_tau", "0.2", "--min_tau", "0.5"], r"init_tau \(0.2\) must be >= min_tau \(0.5\)"),
         (["--tau_decay_rate", "-0.1"], "tau_decay_rate must be >= 0"),
@@ -79,7 +80,7 @@ def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
          "--gs_estimator must be one of soft, st, reinforce, topk, hard_concrete, got 'gumbel'"),
         (["--gs_reinforce_reward", "token"], "--gs_reinforce_reward must be one of sentence, batch, got 'token'"),
         (["--gs_reinforce_baseline_momentum", "1"], r"--gs_reinforce_baseline_momentum must be in \[0, 1\), got 1"),
-        (["--gs_attn_impl", "flash"], r"--gs_attn_impl must be one of \['eager', 'sdpa'\], got 'flash'"),
+        (["--gs_attn_impl", "flash"], "--gs_attn_impl must be one of sdpa, eager, got 'flash'"),
         (["--temp", "0"], "--temp must be > 0, got 0"),
         (["--use_gs", "false", "--token_drop_rate", "1"], r"--token_drop_rate must be in \[0, 1\), got 1"),
         (["--token_drop_rate", "0.1"], "--token_drop_rate is the random-drop control: use it with --use_gs false"),
@@ -123,7 +124,7 @@ def test_non_empty_output_dir_is_refused_and_left_alone(tmp_path, capsys):
 
 def test_traceback_on_request(tmp_path, monkeypatch):
     monkeypatch.setenv("SIMCSE_GS_TRACEBACK", "1")
-    with pytest.raises(ValueError, match="Unknown pooler"):
+    with pytest.raises(ValueError, match="--pooler_type must be one of"):
         train.cli(["--output_dir", str(tmp_path / "o"), "--pooler_type", "mean"])
 
 
@@ -154,7 +155,7 @@ def test_cli_prints_the_message_without_a_traceback(tiny_bert_dir, tmp_path):
 
 def _commands() -> dict:
     """Each command's command-line function, by the program name its errors start with."""
-    from simcse_gs import evaluate
+    from simcse_gs.evaluation import evaluate
 
     export_main = runpy.run_path(str(REPO / "export.py"), run_name="export_cli")["main"]
     keep_map_main = runpy.run_path(str(REPO / "scripts" / "keep_map.py"), run_name="keep_map_cli")["main"]
@@ -205,8 +206,8 @@ def test_every_command_follows_the_cli_convention(tiny_bert_dir, tmp_path, capsy
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("simcse_gs.export._write_sentence_transformers", disk_full)
-    monkeypatch.setattr("simcse_gs.export._write_gs_model", disk_full)  # a GS export writes the whole model
+    monkeypatch.setattr("simcse_gs.sharing.export._write_sentence_transformers", disk_full)
+    monkeypatch.setattr("simcse_gs.sharing.export._write_gs_model", disk_full)  # a GS export writes the whole model
     monkeypatch.setitem(commands["keep_map.py"].__globals__, "write_keep_maps", disk_full)
     assert commands["keep_map.py"](["--model_name_or_path", str(gs), "--sentences", "a sentence"]) == 1
     assert "No space left on device" in _one_error_line(capsys, "keep_map.py")
@@ -241,7 +242,7 @@ def test_csv_with_a_byte_order_mark_is_read(tmp_path, tokenizer):
 
 def test_empty_sentences_are_dropped_with_a_counted_warning(tmp_path, tokenizer, caplog):
     path = write(tmp_path, "gaps.csv", "sent0,sent1,hard_neg\na,b,c\n,b,c\nd,e,f\ng, ,i\nj,k,\n")
-    with caplog.at_level(logging.WARNING, logger="simcse_gs.data"):
+    with caplog.at_level(logging.WARNING, logger="simcse_gs.training.data"):
         ds = load_train_dataset(path, tokenizer)
     assert len(ds) == 2
     assert f"Dropped 3 of 5 examples of {path} with an empty sentence." in caplog.messages

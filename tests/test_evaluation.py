@@ -14,11 +14,11 @@ import torch
 import transformers
 from transformers import BertModel
 
-from simcse_gs import evaluate as evaluation
-from simcse_gs.hf_encoder import HFEncoder
+from simcse_gs.evaluation import evaluate as evaluation
+from simcse_gs.evaluation.hf_encoder import HFEncoder
+from simcse_gs.evaluation.sts import DEV_COLUMNS, ORIGINAL_GS_COLUMNS, SIMCSE_COLUMNS, split_summary
+from simcse_gs.model import SimCSEGSModel
 from simcse_gs.model_folder import max_input_length
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.sts_eval import DEV_COLUMNS, ORIGINAL_GS_COLUMNS, SIMCSE_COLUMNS, split_summary
 
 # ------------------------------------------------------------------------------------------------ fixtures
 
@@ -230,7 +230,7 @@ def test_error_bad_task_choices(tiny_bert_dir, sts_data, capsys):
 def test_evaluate_sts_encodes_every_distinct_sentence_once_in_one_call_per_task(sts_data):
     import numpy as np
 
-    from simcse_gs.sts_eval import evaluate_sts
+    from simcse_gs.evaluation.sts import evaluate_sts
 
     calls: list[list[str]] = []
 
@@ -254,7 +254,7 @@ def _sp(value: float) -> float:
 
 def test_every_table_column_is_the_per_task_result(tiny_bert_dir, gs_checkpoint, sts_data, capsys):
     """Both test tables and the dev table, recomputed here from SentEval's per-task results (not through
-    simcse_gs.sts_eval), equal what evaluation.py prints and writes."""
+    simcse_gs.evaluation.sts), equal what evaluation.py prints and writes."""
     payload = run_eval("--model_name_or_path", tiny_bert_dir, gs_checkpoint, "--mode", "test",
                        "--senteval_data", sts_data)
     out = capsys.readouterr().out
@@ -331,7 +331,7 @@ def test_cached_evaluation_equals_a_plain_per_task_senteval_batcher(gs_checkpoin
     repeats STS12-16 sentences, so the cache is hit across tasks) through a batch-independent encoder, because
     with a neural encoder a different batching moves the float rounding of identical-sentence pairs' cosines, whose
     rank ties then move STS12 subsets by ~1e-4 (docs/PERFORMANCE.md), whatever the cache does."""
-    from simcse_gs.sts_eval import ALL_TASKS, evaluate_sts
+    from simcse_gs.evaluation.sts import ALL_TASKS, evaluate_sts
 
     splits = ("train", "dev", "test", "train_and_dev", "all")
     if case == "tiny_data_gs_model":

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from simcse_gs.gumbel import TauSchedule, keep_probability, sample_keep
+from simcse_gs.model.gumbel import TauSchedule, keep_probability, sample_keep
 
 
 def test_hard_samples_keep_with_the_softmax_probability():

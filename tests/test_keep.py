@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from simcse_gs.keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
+from simcse_gs.model.keep import KeepStatsAccumulator, apply_forced, decided_mask, inference_keep, keep_statistics
 
 
 def test_padding_is_never_kept_and_special_tokens_always_are():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from simcse_gs.loss import ContrastiveLoss
+from simcse_gs.model.loss import ContrastiveLoss
 
 
 def cos(a, b):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from simcse_gs.data import SimCSECollator
-from simcse_gs.mlm import mask_tokens
+from simcse_gs.training.data import SimCSECollator
+from simcse_gs.training.mlm import mask_tokens
 from tests.conftest import SENTENCES
 
 

@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.pooling import pool
-from simcse_gs.proxy import TokenKeepProxy
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.pooling import pool
+from simcse_gs.model.proxy import TokenKeepProxy
 from tests.conftest import SENTENCES, build, tokenized
 
 
@@ -45,7 +45,7 @@ def test_views_draw_their_own_samples_unless_shared(tiny_bert_dir):
     ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
     for shared in (False, True):
         model = build(tiny_bert_dir, use_gs=True, gs_shared_sample=shared).train()
-        (k1, k2), _ = model._keep_weights(ids, mask, 2, tau=1.0)
+        k1, k2 = model.keep_weights(ids, mask, 2, tau=1.0).weights
         assert torch.equal(k1, k2) == shared
 
 
@@ -53,7 +53,7 @@ def test_forced_tokens_in_training_samples(tiny_bert_dir):
     model = build(tiny_bert_dir, use_gs=True).train()
     enc = tokenized(model)
     ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
-    (keep,), _ = model._keep_weights(ids, mask, 1, tau=1.0)
+    (keep,) = model.keep_weights(ids, mask, 1, tau=1.0).weights
     special = model.special_tokens_mask(ids)
     assert torch.all(keep[special & mask.bool()] == 1)
     assert torch.all(keep[~mask.bool()] == 0)
@@ -81,7 +81,7 @@ def test_keep_weighted_avg_ignores_dropped_tokens():
 
 
 def test_unknown_pooler_is_refused(tiny_bert_dir):
-    with pytest.raises(ValueError, match="Unknown pooler 'mean'.*cls, cls_before_pooler, avg"):
+    with pytest.raises(ValueError, match="--pooler_type must be one of cls, cls_before_pooler, avg.*got 'mean'"):
         build(tiny_bert_dir, pooler_type="mean")
 
 
@@ -125,7 +125,7 @@ def test_separate_proxy_with_the_same_tokenizer(tiny_bert_dir):
 
 
 def test_mlm_auxiliary_loss_is_added(tiny_bert_dir):
-    from simcse_gs.data import SimCSECollator
+    from simcse_gs.training.data import SimCSECollator
 
     model = build(tiny_bert_dir, use_gs=False, do_mlm=True, mlm_weight=0.5).train()
     features = [{k: [v] for k, v in model.tokenizer(s).items()} for s in SENTENCES]
@@ -141,13 +141,13 @@ def test_random_drop_control_drops_about_q_of_decided_tokens(tiny_bert_dir):
     ids = torch.randint(1000, 2000, (64, 40))
     ids[:, 0] = model.tokenizer.cls_token_id
     mask = torch.ones_like(ids)
-    (k1, k2), _ = model._keep_weights(ids, mask, 2, tau=None)
+    k1, k2 = model.keep_weights(ids, mask, 2, tau=None).weights
     assert torch.all(k1[:, 0] == 1)  # [CLS] always kept
     rate = 1 - k1[:, 1:].mean()
     assert abs(rate - 0.3) < 0.03  # 2,496 Bernoulli draws: std 0.009
     assert not torch.equal(k1, k2)
     model.eval()
-    assert model._keep_weights(ids, mask, 1, tau=None)[0] == [None]  # nothing dropped at inference
+    assert model.keep_weights(ids, mask, 1, tau=None).weights == [None]  # nothing dropped at inference
 
 
 def test_truncated_proxy_loads_quietly_and_missing_weights_are_named(tiny_bert_dir, tmp_path, capfd, caplog):
@@ -161,7 +161,7 @@ def test_truncated_proxy_loads_quietly_and_missing_weights_are_named(tiny_bert_d
     key = next(k for k in weights if k.endswith("layer.0.output.dense.bias"))
     del weights[key]
     save_file(weights, tmp_path / "p" / "model.safetensors", metadata={"format": "pt"})
-    with caplog.at_level(logging.WARNING, logger="simcse_gs.proxy"):
+    with caplog.at_level(logging.WARNING, logger="simcse_gs.model.proxy"):
         TokenKeepProxy.from_pretrained(str(tmp_path / "p"), num_layers=1)
     assert "lacks 1 weights" in caplog.text and key in caplog.text
 
@@ -175,7 +175,7 @@ def test_random_drop_control_weights_the_avg_pooler_by_its_keeps_in_training(tin
     enc = tokenized(model)
     ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
     torch.manual_seed(3)
-    (keep,), _ = model._keep_weights(ids, mask, 1, tau=None)
+    (keep,) = model.keep_weights(ids, mask, 1, tau=None).weights
     assert (keep[mask.bool()] == 0).any()
     hidden = model.backbone(input_ids=ids, attention_mask=mask, token_keep=keep).last_hidden_state
     weighted = (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from huggingface_hub import ModelCard
 
-from simcse_gs.export import export_model
-from simcse_gs.model_card import read_card_facts
+from simcse_gs.sharing.export import export_model
+from simcse_gs.sharing.model_card import read_card_facts
 from tests.conftest import build
 
 TRAIN = ["--per_device_train_batch_size", "4", "--report_to", "none", "--dataloader_num_workers", "0",

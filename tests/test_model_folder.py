@@ -13,10 +13,9 @@ import transformers
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from simcse_gs.evaluate import load_model, parse_args
-from simcse_gs.export import export_model
-from simcse_gs.hf_encoder import HFEncoder
-from simcse_gs.keep_map import compute_keep_maps
+from simcse_gs.evaluation.evaluate import load_model, parse_args
+from simcse_gs.evaluation.hf_encoder import HFEncoder
+from simcse_gs.evaluation.keep_map import compute_keep_maps
 from simcse_gs.model_folder import (
     ModelFolderError,
     WrongModelKindError,
@@ -25,6 +24,7 @@ from simcse_gs.model_folder import (
     looks_local,
     max_input_length,
 )
+from simcse_gs.sharing.export import export_model
 from tests.conftest import REPO, build
 
 

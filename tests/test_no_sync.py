@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import train
-from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.model import SimCSEGSModel
 from tests.conftest import REPO
 
 if str(REPO) not in sys.path:
@@ -146,7 +146,7 @@ def test_a_non_finite_loss_is_never_logged_and_stops_before_the_next_boundary(ti
                                                                               monkeypatch):
     from transformers import TrainerCallback
 
-    from simcse_gs.trainer import NonFiniteLossError
+    from simcse_gs.training.trainer import NonFiniteLossError
 
     spy = LogSpy()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simcse_gs.arguments import DataArguments
-from simcse_gs.evaluate import evaluate, main
-from simcse_gs.hf_encoder import HFEncoder
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.precision import autocast
-from simcse_gs.sts_eval import STSEvaluator
+from simcse_gs.evaluation.evaluate import evaluate, main
+from simcse_gs.evaluation.hf_encoder import HFEncoder
+from simcse_gs.evaluation.sts import STSEvaluator
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.precision import autocast
+from simcse_gs.training.arguments import DataArguments
 from tests.conftest import SENTENCES
 
 

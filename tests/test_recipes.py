@@ -14,11 +14,12 @@ from torch import nn
 from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
 
 import train
-from simcse_gs.data import SimCSECollator
-from simcse_gs.gumbel import TauSchedule, examples_seen
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.pooling import pool
-from simcse_gs.proxy import TokenKeepProxy
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.gumbel import TauSchedule
+from simcse_gs.model.pooling import pool
+from simcse_gs.model.proxy import TokenKeepProxy
+from simcse_gs.training.data import SimCSECollator
+from simcse_gs.training.trainer import examples_seen
 from tests.conftest import SENTENCES, build, tiny_config, tokenized
 
 ORIGINAL = Path(__file__).resolve().parents[1] / "configs" / "original"
@@ -186,9 +187,9 @@ def test_padding_to_max_length(tiny_bert_dir, unsup_file, tmp_path):
 
 
 def test_optimizer_groups_follow_the_originals_decay_rule_and_learning_rates(tiny_bert_dir, unsup_file, tmp_path):
-    from simcse_gs.arguments import SimCSETrainingArguments
-    from simcse_gs.data import load_train_dataset
-    from simcse_gs.trainer import SimCSETrainer
+    from simcse_gs.training.arguments import SimCSETrainingArguments
+    from simcse_gs.training.data import load_train_dataset
+    from simcse_gs.training.trainer import SimCSETrainer
 
     model = build(tiny_bert_dir, use_gs=True, pooler_type="avg", head_type="dropout_mlp")
     args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), learning_rate=1e-5, proxy_learning_rate=1e-3,
@@ -224,7 +225,7 @@ def test_bad_recipe_flags_are_refused(flags, message, tmp_path):
 def test_export_of_the_originals_head_on_a_mean(tiny_bert_dir, tmp_path):
     """The dropout-MLP head on ``avg`` is part of the embedding: the export carries it as a Dense module, never as
     BERT's first-token pooler, and a Hugging Face-only export (which cannot hold it) is refused."""
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
     from tests.test_research_tools import st_by_hand
 
     model = build(tiny_bert_dir, use_gs=False, pooler_type="avg", head_type="dropout_mlp")

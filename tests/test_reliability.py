@@ -27,8 +27,8 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from simcse_gs.checkpoint import resolve_resume_checkpoint
-from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.training.resume import resolve_resume_checkpoint
 from tests.conftest import REPO, SENTENCES
 
 STS_PAIRS = [  # (score, sentence 1, sentence 2)
@@ -148,7 +148,7 @@ def test_resume_after_sigkill_continues_exactly(tiny_bert_dir, tmp_path):
 
 def test_incomplete_checkpoint_is_skipped_by_last(tiny_bert_dir, tmp_path):
     """A checkpoint cut off while saving (no trainer_state.json) is never the one 'last' resumes from."""
-    from simcse_gs.checkpoint import CheckpointError, check_resume_checkpoint
+    from simcse_gs.training.resume import CheckpointError, check_resume_checkpoint
 
     out = tmp_path / "run"
     ckpt = out / "checkpoint-2"

@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
-from simcse_gs.arguments import ModelArguments
-from simcse_gs.estimators import bernoulli_keep, keep_log_prob, reinforce_surrogate, update_baseline
-from simcse_gs.gumbel import DROP, KEEP
-from simcse_gs.hf_encoder import HFEncoder
-from simcse_gs.keep import KeepStatsAccumulator, add_keep_histogram
-from simcse_gs.modeling import SimCSEGSConfig, SimCSEGSModel
+from simcse_gs.evaluation.hf_encoder import HFEncoder
+from simcse_gs.model import SimCSEGSConfig, SimCSEGSModel
+from simcse_gs.model.gumbel import DROP, KEEP
+from simcse_gs.model.keep import KeepStatsAccumulator
+from simcse_gs.model.policy_reinforce import bernoulli_keep, keep_log_prob, reinforce_surrogate, update_baseline
+from simcse_gs.training.arguments import ModelArguments
+from simcse_gs.training.trainer import add_keep_histogram
 from tests.conftest import REPO, SENTENCES, bench_extra, build, tokenized
 
 
@@ -111,7 +112,8 @@ def test_training_keep_weights_per_estimator(tiny_bert_dir, estimator):
     randomise_proxy_head(model, std=0.1)  # moderate logits: soft samples do not round to 0 or 1 in float32
     batch = tokenized(model)
     ids, mask = batch["input_ids"][:, 0], batch["attention_mask"][:, 0]
-    (k1, k2), extras = model._keep_weights(ids, mask, 2, tau=0.7)
+    decision = model.keep_weights(ids, mask, 2, tau=0.7)
+    k1, k2 = decision.weights
     special = model.special_tokens_mask(ids)
     decided = mask.bool() & ~special
     for keep in (k1, k2):
@@ -122,9 +124,9 @@ def test_training_keep_weights_per_estimator(tiny_bert_dir, estimator):
         else:  # st and reinforce: the forward value is exactly 0 or 1
             assert set(values.unique().tolist()) == {0.0, 1.0}
     assert k1.requires_grad == (estimator != "reinforce")  # no gradient through the REINFORCE sample
-    assert ("keep_log_prob" in extras) == (estimator == "reinforce")
+    assert (decision.keep_log_prob is not None) == (estimator == "reinforce")
     if estimator == "reinforce":
-        assert extras["keep_log_prob"].shape == (2, len(SENTENCES))
+        assert decision.keep_log_prob.shape == (2, len(SENTENCES))
 
 
 @pytest.mark.parametrize("n_sent, reward", [(1, "batch"), (3, "sentence")])  # (1, sentence): the test below
@@ -143,7 +145,7 @@ def test_reinforce_step_trains_the_proxy_without_changing_the_loss(tiny_bert_dir
 
 
 def test_reinforce_sentence_rewards_are_the_rows_of_the_loss(tiny_bert_dir, monkeypatch):
-    import simcse_gs.modeling as modeling
+    import simcse_gs.model.policy_reinforce as policy_reinforce
 
     seen = {}
 
@@ -151,7 +153,7 @@ def test_reinforce_sentence_rewards_are_the_rows_of_the_loss(tiny_bert_dir, monk
         seen.update(reward=reward, score=score)
         return reinforce_surrogate(reward, score, baseline)
 
-    monkeypatch.setattr(modeling, "reinforce_surrogate", spy)
+    monkeypatch.setattr(policy_reinforce, "reinforce_surrogate", spy)
     model = build(tiny_bert_dir, use_gs=True, gs_estimator="reinforce").train()
     out = model(**tokenized(model))
     assert seen["reward"].shape == seen["score"].shape == (len(SENTENCES),)
@@ -215,7 +217,7 @@ def gs_checkpoint(tiny_bert_dir, tmp_path):
 
 
 def test_keep_maps_follow_the_inference_rule_and_render(gs_checkpoint, tmp_path):
-    from simcse_gs.keep_map import compute_keep_maps, load_gs_model, write_keep_maps
+    from simcse_gs.evaluation.keep_map import compute_keep_maps, load_gs_model, write_keep_maps
 
     model = load_gs_model(gs_checkpoint)
     sentences = [*SENTENCES, 'tags <script>alert("x")</script> & co']
@@ -251,7 +253,7 @@ def test_keep_map_script_and_non_gs_checkpoints(gs_checkpoint, tiny_bert_dir, tm
     assert len(json.loads((tmp_path / "out" / "keep_map.json").read_text())) == 4
     assert (tmp_path / "out" / "keep_map.png").stat().st_size > 0
 
-    from simcse_gs.keep_map import compute_keep_maps, load_gs_model
+    from simcse_gs.evaluation.keep_map import compute_keep_maps, load_gs_model
 
     plain = build(tiny_bert_dir, use_gs=False)
     plain.save_pretrained(tmp_path / "plain")
@@ -295,9 +297,9 @@ def test_keep_stats_sample_is_bounded_and_the_histogram_is_a_no_op_without_tenso
 
 
 def test_trainer_evaluate_logs_the_keep_probability_histogram(tiny_bert_dir, tmp_path):
-    from simcse_gs.arguments import SimCSETrainingArguments
-    from simcse_gs.sts_eval import STSEvaluator
-    from simcse_gs.trainer import SimCSETrainer
+    from simcse_gs.evaluation.sts import STSEvaluator
+    from simcse_gs.training.arguments import SimCSETrainingArguments
+    from simcse_gs.training.trainer import SimCSETrainer
 
     class FakeEvaluator(STSEvaluator):
         def __init__(self):  # no SentEval data needed: encode a few sentences the way STSEvaluator does
@@ -368,7 +370,7 @@ EXPORT_CASES = [
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_roberta_dir"])
 @pytest.mark.parametrize("settings", EXPORT_CASES, ids=lambda s: "-".join(map(str, s.values())))
 def test_export_round_trip_gives_the_same_embeddings(request, tmp_path, fixture, settings):
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
 
     model = build(request.getfixturevalue(fixture), use_gs=False, **settings)
     result = export_model(model, tmp_path / "e")
@@ -396,7 +398,7 @@ def test_export_round_trip_gives_the_same_embeddings(request, tmp_path, fixture,
 def test_export_loads_in_sentence_transformers(tiny_bert_dir, tmp_path, settings):
     st = bench_extra("sentence_transformers")
 
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
 
     model = build(tiny_bert_dir, use_gs=False, **settings)
     export_model(model, tmp_path / "e")
@@ -405,7 +407,7 @@ def test_export_loads_in_sentence_transformers(tiny_bert_dir, tmp_path, settings
 
 
 def test_export_of_a_gs_checkpoint_with_drop_proxy_warns_and_keeps_every_token(gs_checkpoint, tmp_path):
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
 
     with pytest.warns(UserWarning, match="drops the token-keep proxy"):
         result = export_model(gs_checkpoint, tmp_path / "e", drop_proxy=True)
@@ -421,7 +423,7 @@ def test_export_of_a_gs_checkpoint_with_drop_proxy_warns_and_keeps_every_token(g
 
 
 def test_export_refusals_and_the_cli(tiny_bert_dir, tmp_path, capsys):
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
 
     model = build(tiny_bert_dir, use_gs=False, pooler_type="avg_top2")
     with pytest.raises(ValueError, match="cannot express"):

@@ -11,19 +11,13 @@ import pytest
 import torch
 
 import train
-from simcse_gs.attention import gs_eager_attention, gs_sdpa_attention
-from simcse_gs.idf import idf_table
-from simcse_gs.modeling import SimCSEGSModel
-from simcse_gs.pruning import original_position_ids, prune_batch
-from simcse_gs.selection import (
-    budget_keep,
-    budget_size,
-    gumbel_topk_keep,
-    hard_concrete_nonzero_prob,
-    hard_concrete_sample,
-    relaxed_topk,
-    topk_mask,
-)
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.attention import gs_eager_attention, gs_sdpa_attention
+from simcse_gs.model.budget import budget_keep, budget_size, topk_mask
+from simcse_gs.model.policy_hard_concrete import hard_concrete_nonzero_prob, hard_concrete_sample
+from simcse_gs.model.policy_topk import gumbel_topk_keep, relaxed_topk
+from simcse_gs.model.pruning import original_position_ids, prune_batch
+from simcse_gs.training.idf import idf_table
 from tests.conftest import SENTENCES, bench_extra, build, tokenized
 
 LONG = SENTENCES + ["the quick brown fox jumps over the lazy dog near the river bank at dawn"]
@@ -186,7 +180,7 @@ def test_topk_estimator_keeps_exactly_its_budget_in_training_and_at_inference(ti
                   gs_attn_renorm=True).train()
     enc = tokenized(model, sentences=LONG)
     ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
-    (k1, k2), stats = model._keep_weights(ids, mask, 2, tau=0.5)
+    k1, k2 = model.keep_weights(ids, mask, 2, tau=0.5).weights
     decided = mask.bool() & ~model.special_tokens_mask(ids)
     want = budget_size(decided, 0.6).float()
     for keep in (k1, k2):
@@ -196,7 +190,7 @@ def test_topk_estimator_keeps_exactly_its_budget_in_training_and_at_inference(ti
     out.loss.backward()
     assert model.proxy.head.weight.grad.abs().sum() > 0
     model.eval()
-    (hard,), _ = model._keep_weights(ids, mask, 1, tau=None)
+    (hard,) = model.keep_weights(ids, mask, 1, tau=None).weights
     torch.testing.assert_close((hard * decided).sum(1), want)
 
 
@@ -205,11 +199,12 @@ def test_hard_concrete_budget_is_the_expected_l0(tiny_bert_dir):
                   gs_target_keep_rate=0.7, gs_keep_rate_weight=2.0, gs_attn_renorm=True).train()
     enc = tokenized(model)
     ids, mask = enc["input_ids"][:, 0], enc["attention_mask"][:, 0]
-    (keep,), extras = model._keep_weights(ids, mask, 1, tau=None)
+    decision = model.keep_weights(ids, mask, 1, tau=None)
+    (keep,) = decision.weights
     decided = mask.bool() & ~model.special_tokens_mask(ids)
     p0 = hard_concrete_nonzero_prob(torch.zeros(()))  # zero-initialised head: log alpha = 0 everywhere
-    torch.testing.assert_close(extras["keep_prob"], p0, atol=1e-6, rtol=0)
-    torch.testing.assert_close(extras["keep_rate_loss"], 2.0 * (p0 - 0.7) ** 2, atol=1e-6, rtol=0)
+    torch.testing.assert_close(decision.statistics["keep_prob"], p0, atol=1e-6, rtol=0)
+    torch.testing.assert_close(decision.keep_rate_loss, 2.0 * (p0 - 0.7) ** 2, atol=1e-6, rtol=0)
     assert ((keep[decided] == 0) | (keep[decided] == 1)).any()  # exact gates occur
     out = model(**tokenized(model), tau=None)
     out.loss.backward()
@@ -237,7 +232,7 @@ def test_idf_control_drops_the_most_frequent_tokens_and_travels_with_the_checkpo
     the, cat, zebra = model.tokenizer.convert_tokens_to_ids(["the", "cat", "zebra"])
     assert model.idf[the] < model.idf[cat] < model.idf[zebra]  # in every sentence < in a quarter < never seen
     enc = model.tokenizer(["the cat sat on the mat 7"], return_tensors="pt")
-    (k1, k2), _ = model._keep_weights(enc["input_ids"], enc["attention_mask"], 2, tau=None)
+    k1, k2 = model.keep_weights(enc["input_ids"], enc["attention_mask"], 2, tau=None).weights
     assert torch.equal(k1, k2)  # deterministic: the same drop in both views
     dropped = {model.tokenizer.convert_ids_to_tokens(int(t)) for t in enc["input_ids"][0][k1[0] == 0]}
     in_every_sentence = set(model.tokenizer.tokenize("the sat on the mat"))  # df = N: the lowest IDF
@@ -258,7 +253,8 @@ def test_random_control_at_a_budget_is_reproducible(tiny_bert_dir):
 
 @pytest.mark.parametrize("flags, message", [
     (["--keep_budget", "1.5"], r"--keep_budget must be in \(0, 1\]"),
-    (["--token_drop_heuristic", "tfidf", "--use_gs", "false"], "--token_drop_heuristic must be random or idf"),
+    (["--token_drop_heuristic", "tfidf", "--use_gs", "false"],
+     "--token_drop_heuristic must be one of random, idf, got 'tfidf'"),
     (["--token_drop_heuristic", "idf"], "use it with --use_gs false"),
     (["--gs_estimator", "topk", "--gs_target_keep_rate", "0"], "topk keeps ceil"),
     (["--gs_estimator", "lottery"], "--gs_estimator must be one of soft, st, reinforce, topk, hard_concrete"),
@@ -269,7 +265,7 @@ def test_bad_selection_flags_are_refused(flags, message, tmp_path):
 
 
 def test_evaluation_py_keep_budget_and_prune(tiny_bert_dir, sts_data, tmp_path, capsys):
-    from simcse_gs.evaluate import evaluate, main
+    from simcse_gs.evaluation.evaluate import evaluate, main
 
     common = ["--senteval_data", sts_data, "--mode", "test", "--protocol", "simcse", "--no_progress", "--device",
               "cpu"]
@@ -309,7 +305,7 @@ def test_pruned_encode_benchmark_runs_and_checks_equality(tiny_bert_dir, tmp_pat
 
 
 def test_keep_maps_at_a_budget(tiny_bert_dir):
-    from simcse_gs.keep_map import compute_keep_maps
+    from simcse_gs.evaluation.keep_map import compute_keep_maps
 
     model = build(tiny_bert_dir, use_gs=True, pooler_type="avg", gs_attn_renorm=True)
     with torch.no_grad():
@@ -376,7 +372,7 @@ def test_exports_of_selecting_models_select_in_sentence_transformers(tiny_bert_d
     and its sentence-transformers module drops the same tokens as encode."""
     SentenceTransformer = bench_extra("sentence_transformers").SentenceTransformer  # noqa: N806
 
-    from simcse_gs.export import export_model
+    from simcse_gs.sharing.export import export_model
 
     model = build(tiny_bert_dir, pooler_type="avg", gs_attn_renorm=True, **settings)
     export_model(model, tmp_path / "e")

@@ -16,12 +16,12 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from simcse_gs.export import export_model
-from simcse_gs.gumbel import KEEP
-from simcse_gs.modeling import SimCSEGSModel
-from tests.conftest import REPO, SENTENCES, build, load_sentence_transformer
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.gumbel import KEEP
+from simcse_gs.sharing.export import export_model
+from tests.conftest import REPO, SENTENCES, bench_extra, build, load_sentence_transformer
 
-PACKAGE = REPO / "simcse_gs"
+PACKAGE = REPO / "simcse_gs" / "model"
 
 
 def dropping_gs_model(path: str, **settings) -> SimCSEGSModel:
@@ -62,7 +62,7 @@ def assert_carries_its_code(folder: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {"AutoConfig": "modeling.SimCSEGSConfig", "AutoModel": "modeling.SimCSEGSModel"}
     code = sorted(p.name for p in folder.glob("*.py"))
-    assert "modeling.py" in code
+    assert code == sorted(p.name for p in PACKAGE.glob("*.py"))  # exactly simcse_gs/model/, nothing else
     for name in code:  # every file is the package's own module, byte for byte
         assert (folder / name).read_bytes() == (PACKAGE / name).read_bytes(), name
 
@@ -75,6 +75,8 @@ def test_checkpoints_and_gs_exports_load_where_simcse_gs_is_not_installed(tiny_b
     """save_pretrained, the Trainer's checkpoint-N and final folder: AutoModel(trust_remote_code) encodes as we do
     (1e-6); the GS export: SentenceTransformer(trust_remote_code) too; all in a Python without simcse_gs."""
     import train
+
+    bench_extra("sentence_transformers")  # the subprocess imports it
 
     model = dropping_gs_model(tiny_bert_dir, pooler_type="cls")
     model.save_pretrained(tmp_path / "saved")
@@ -90,6 +92,7 @@ def test_checkpoints_and_gs_exports_load_where_simcse_gs_is_not_installed(tiny_b
     code = f"""
 import torch
 from transformers import AutoModel
+from sentence_transformers import SentenceTransformer
 sentences = {SENTENCES!r}
 out = {{}}
 for folder in {[str(f) for f in folders]!r}:
@@ -111,7 +114,7 @@ torch.save(out, "encodings.pt")
 
 
 def test_our_loaders_never_run_the_code_a_folder_carries(tiny_bert_dir, tmp_path):
-    from simcse_gs.keep_map import load_gs_model
+    from simcse_gs.evaluation.keep_map import load_gs_model
 
     model = build(tiny_bert_dir, use_gs=True)
     model.save_pretrained(tmp_path / "ckpt")
@@ -172,7 +175,7 @@ def test_gs_export_needs_trust_remote_code_and_survives_a_sentence_transformers_
 def test_gs_export_hf_format_is_the_model_with_its_code(tiny_bert_dir, tmp_path):
     model = dropping_gs_model(tiny_bert_dir, pooler_type="avg_top2")
     result = export_model(model, tmp_path / "e", fmt="hf")
-    assert "modules.json" not in result.files and "st_module.py" not in result.files
+    assert "modules.json" not in result.files  # st_module.py comes with the code, but nothing asks for it
     assert_carries_its_code(tmp_path / "e")
     torch.testing.assert_close(SimCSEGSModel.from_pretrained(tmp_path / "e").encode(SENTENCES),
                                model.encode(SENTENCES), atol=1e-6, rtol=0)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import train
-from simcse_gs.gumbel import TauSchedule
-from simcse_gs.modeling import SimCSEGSModel
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.gumbel import TauSchedule
 from tests.conftest import NLI, SENTENCES, WIKI
 
 
@@ -52,9 +52,9 @@ def test_training_logs_keep_statistics_and_proxy_learning_rate(tiny_bert_dir, un
 
 
 def test_optimizer_gives_the_proxy_its_own_learning_rate(tiny_bert_dir, unsup_file, tmp_path):
-    from simcse_gs.arguments import SimCSETrainingArguments
-    from simcse_gs.data import SimCSECollator, load_train_dataset
-    from simcse_gs.trainer import SimCSETrainer
+    from simcse_gs.training.arguments import SimCSETrainingArguments
+    from simcse_gs.training.data import SimCSECollator, load_train_dataset
+    from simcse_gs.training.trainer import SimCSETrainer
 
     model = SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=True)
     args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), learning_rate=1e-5, proxy_learning_rate=1e-3,
@@ -118,7 +118,7 @@ def test_real_minilm_steps_and_checkpoint_round_trip(minilm, tmp_path, data, set
 
 
 def test_no_pinned_memory_without_an_accelerator(tmp_path):
-    from simcse_gs.arguments import SimCSETrainingArguments
+    from simcse_gs.training.arguments import SimCSETrainingArguments
 
     args = SimCSETrainingArguments(output_dir=str(tmp_path / "x"), report_to="none")
     assert args.dataloader_pin_memory == torch.accelerator.is_available()  # CPU: off, so no pin_memory warning
@@ -129,7 +129,7 @@ def test_no_pinned_memory_without_an_accelerator(tmp_path):
 
 def _spy_on_micro_batches(monkeypatch) -> list[dict]:
     """Record, for every training forward, the optimizer step it belongs to, the tau it used and its outputs."""
-    from simcse_gs.trainer import LOGGED_OUTPUTS, SimCSETrainer
+    from simcse_gs.training.trainer import LOGGED_OUTPUTS, SimCSETrainer
 
     calls: list[dict] = []
     taus: list[float | None] = []

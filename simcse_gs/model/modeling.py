@@ -1,0 +1,451 @@
+"""SimCSEGSModel: backbone encoder + keep policy (with its proxy) + pooler + head, in one checkpoint.
+
+The forward pass reads top to bottom like the method:
+
+1. **score and keep**: the keep policy (:mod:`.registry`; the Gumbel-Softmax proxy by default) scores each unique
+   sentence once and gives each view its keep weights p (training: a sample; inference: the hard keep rule);
+   padding is never kept, special tokens always are (unless ``gs_drop_special_tokens``);
+2. **attend**: the backbone runs with ``token_keep=p``, which the registered attention function applies in every
+   layer and head (:mod:`.attention`);
+3. **pool**: the pooler (keep-weighted ``avg`` under token keep) and the head (``head_type``: SimCSE's MLP for
+   ``cls`` by default, or the original GS repo's dropout-MLP on any pooler) give the sentence vectors;
+4. **loss**: the contrastive loss, plus what the policy adds (the keep-rate penalty, REINFORCE's surrogate) and the
+   optional MLM term.
+
+``use_gs=False`` and ``token_drop_rate=0`` give plain SimCSE from the same code, with the stock attention.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .attention import check_supported, enable_token_keep
+from .configuration import SimCSEGSConfig, check_keep_budget
+from .encoding import (
+    check_extra_encode_kwargs,
+    encode_in_length_order,
+    finish_embeddings,
+    max_input_length,
+    sentence_list,
+)
+from .folder_checks import ModelFolderError, check_model_folder, looks_local
+from .keep import KeepStatsAccumulator
+from .keep_policy import InferenceKeep, KeepDecision
+from .loss import ContrastiveLoss
+from .mlm_head import build_mlm_head
+from .pooling import MLPHead, pool
+from .precision import autocast as precision_autocast
+from .precision import check_precision
+from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, without_pooler
+from .pruning import original_position_ids, prune_batch
+from .registry import policy_for
+
+__all__ = ["SimCSEGSConfig", "SimCSEGSModel", "SimCSEGSOutput"]
+
+# The code a checkpoint carries: every module of this folder (simcse_gs/model), the model's only dependencies.
+CODE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class SimCSEGSOutput(ModelOutput):
+    """Loss, the first view's sentence vectors, and (GS) keep statistics of the batch as 0-d tensors."""
+
+    loss: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    contrastive_loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    keep_rate_loss: torch.Tensor | None = None
+    keep_prob: torch.Tensor | None = None
+    keep_rate: torch.Tensor | None = None
+    keep_entropy: torch.Tensor | None = None
+
+
+class SimCSEGSModel(PreTrainedModel):
+    config_class = SimCSEGSConfig
+    base_model_prefix = "simcse_gs"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: SimCSEGSConfig):
+        super().__init__(config)
+        if config.backbone_config is None:
+            raise ValueError("SimCSEGSConfig.backbone_config is empty: build the model with from_backbone().")
+        self.keep_policy = policy_for(config)
+        self.backbone = without_pooler(AutoModel.from_config(config.encoder_config("backbone")))
+        if self.keep_policy.drops_in_training:
+            check_supported(self.backbone.config.model_type)
+            enable_token_keep(self.backbone, config.gs_attn_impl)
+        self.proxy = None
+        if self.keep_policy.uses_proxy:
+            self.proxy = TokenKeepProxy.from_config(config.encoder_config("proxy"), config.proxy_head)
+        self.mlp = self._build_head(config)
+        self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
+        self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
+        self.keep_policy.register_state(self)  # its buffers (IDF table, REINFORCE baseline) travel with the weights
+        self.tokenizer = None
+        self.post_init()
+
+    def _build_head(self, config: SimCSEGSConfig) -> MLPHead | None:
+        """The head on the pooled vector (kept under the name ``mlp`` for every head type: see :class:`MLPHead`)."""
+        head = config.resolved_head_type
+        if head == "none":
+            return None
+        dropout = 0.0
+        if head == "dropout_mlp":
+            dropout = self.backbone.config.hidden_dropout_prob if config.head_dropout is None else config.head_dropout
+        return MLPHead(self.backbone.config.hidden_size, dropout)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only our own heads: the encoders come initialised (and are then overwritten by pretrained weights).
+        if self.proxy is not None and module is self.proxy.head:
+            self.proxy.reset_head()
+        elif module is self:
+            self.keep_policy.init_state(self)
+        elif self.mlp is not None and module is self.mlp.dense:
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ construction, saving, loading
+
+    @classmethod
+    def from_backbone(
+        cls,
+        model_name_or_path: str,
+        proxy_model_name_or_path: str | None = None,
+        proxy_num_layers: int | None = None,
+        load_kwargs: dict | None = None,
+        **settings: Any,
+    ) -> SimCSEGSModel:
+        """A fresh model for training: pretrained backbone (and proxy) weights, new heads.
+
+        The default proxy is the backbone checkpoint's first ``proxy_num_layers`` (default 2) layers; a separate
+        ``proxy_model_name_or_path`` keeps all its layers unless ``proxy_num_layers`` says otherwise, and must
+        share the backbone's tokenizer. ``settings`` are :data:`~.configuration.MODEL_SETTINGS` entries.
+        """
+        load_kwargs = load_kwargs or {}
+        policy = policy_for(SimCSEGSConfig(**settings))  # checks the settings before anything is loaded
+        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **load_kwargs)
+        backbone = without_pooler(AutoModel.from_pretrained(model_name_or_path, **load_kwargs))
+        if policy.drops_in_training:
+            check_supported(backbone.config.model_type)
+        proxy = None
+        if policy.uses_proxy:
+            if proxy_model_name_or_path:
+                check_same_vocabulary(tokenizer, load_proxy_tokenizer(proxy_model_name_or_path, **load_kwargs),
+                                      proxy_model_name_or_path)
+                proxy = TokenKeepProxy.from_pretrained(proxy_model_name_or_path, proxy_num_layers, **load_kwargs)
+            else:
+                proxy = TokenKeepProxy.from_pretrained(model_name_or_path, proxy_num_layers or 2, **load_kwargs)
+        unchosen = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id}
+        config = SimCSEGSConfig(
+            backbone_config=backbone.config.to_dict(),
+            proxy_config=proxy.encoder.config.to_dict() if proxy is not None else None,
+            special_token_ids=sorted(set(tokenizer.all_special_ids) - unchosen),
+            **settings,
+        )
+        model = cls(config)
+        model.backbone.load_state_dict(backbone.state_dict())
+        if proxy is not None:
+            model.proxy.encoder.load_state_dict(proxy.encoder.state_dict())
+        model.tokenizer = tokenizer
+        return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs) -> SimCSEGSModel:
+        """Load a checkpoint written by :meth:`save_pretrained` (weights, config, and the tokenizer beside them).
+
+        Weights are read from safetensors only. A local folder is checked first (config type, weight files,
+        safetensors headers), so a missing or damaged file gives a :class:`~.folder_checks.ModelFolderError`
+        naming it and what to do instead of a loader traceback.
+        """
+        from safetensors import SafetensorError
+
+        path = os.fspath(pretrained_model_name_or_path)
+        if looks_local(path):  # a local path is checked (and never sent to the hub)
+            check_model_folder(path)
+        kwargs.setdefault("use_safetensors", True)  # never fall back to a pickled pytorch_model.bin
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as err:
+            raise ModelFolderError(f"{path}: damaged safetensors weights ({err}). Copy or download it again.") from err
+        try:  # local folder or hub repo: the tokenizer is saved beside the weights
+            # config= : AutoTokenizer would read config.json again, and where simcse_gs is not imported (loading
+            # through auto_map) it would ask whether to trust the folder's code a second time.
+            model.tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, config=model.config)
+        except (OSError, ValueError):
+            model.tokenizer = None  # encode() then says how to fix it
+        return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """Write weights (safetensors), config, the tokenizer and the modelling code, so the folder is
+        self-contained (``AutoModel.from_pretrained(folder, trust_remote_code=True)`` needs no simcse_gs)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.save_code(save_directory)
+            if self.tokenizer is not None:
+                self.tokenizer.save_pretrained(save_directory)
+
+    @staticmethod
+    def save_code(folder: str | os.PathLike) -> list[Path]:
+        """Copy the modelling code (every module of this folder, which imports nothing else of simcse_gs) into
+        ``folder``: what ``config.json``'s ``auto_map`` names. Returns the files written."""
+        os.makedirs(folder, exist_ok=True)
+        written = []
+        for source in sorted(CODE_DIR.glob("*.py")):
+            target = Path(folder) / source.name
+            shutil.copyfile(source, target)
+            written.append(target)
+        return written
+
+    # ------------------------------------------------------------------ score and keep
+
+    def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Where the special tokens the keep rule always keeps ([CLS]/[SEP], <s>/</s>) are."""
+        # From the config, not a buffer: non-persistent buffers come back uninitialised from from_pretrained.
+        # Compared with Python ints, not a tensor built from the list: that would be a host-to-device copy, which
+        # waits for the GPU, in every training step.
+        special = torch.zeros_like(input_ids, dtype=torch.bool)
+        for token_id in self.config.special_token_ids:
+            special |= input_ids == token_id
+        return special
+
+    def score_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, budget: float | None = None, **enc_kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the proxy once: (logits, keep probability with forced values, hard keep, decided-token mask).
+
+        The hard keep is the inference rule: p >= 0.5 per token, or with a ``budget`` r the ``ceil(r * n)`` decided
+        tokens of highest keep score in every sentence. Only for models with a proxy (GS).
+        """
+        if not self.keep_policy.uses_proxy:
+            raise ValueError(f"This model has no proxy (keep policy '{self.keep_policy.name}'): nothing to score.")
+        return self.keep_policy.score(self, input_ids, attention_mask, budget, **enc_kwargs)
+
+    def inference_keep_weights(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, budget: float | None = None, **enc_kwargs
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(keep probability, hard keep, decided mask) of a batch at inference; all None when every token is kept.
+
+        GS: the proxy with the inference rule (or the ``budget``). Without a proxy a ``budget`` keeps the best
+        decided tokens by the control's scores (IDF, or pseudo-random); without one, everything.
+        """
+        keep: InferenceKeep = self.keep_policy.infer(self, input_ids, attention_mask, budget, **enc_kwargs)
+        return keep.prob, keep.keep, keep.decided
+
+    def keep_weights(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_views: int = 1, tau: float | None = None,
+        **enc_kwargs,
+    ) -> KeepDecision:
+        """The keep policy's decision for ``n_views`` views of a flat batch [N, L] (training: a sample per view;
+        in eval mode the inference keep), with the batch's keep statistics and loss terms."""
+        return self.keep_policy.train_keep(self, input_ids, attention_mask, n_views, tau, **enc_kwargs)
+
+    # ------------------------------------------------------------------ attend and pool
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        token_keep: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all).
+
+        ``position_ids`` are only given for a pruned batch (its tokens keep their original positions).
+        """
+        needs_all_layers = self.config.pooler_type in ("avg_top2", "avg_first_last")
+        kwargs = {}
+        if token_keep is not None:
+            kwargs["token_keep"] = token_keep
+            if self.config.gs_attn_renorm:
+                kwargs["token_keep_renorm"] = True
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=needs_all_layers,
+            **kwargs,
+        )
+        hidden = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
+        weights = token_keep if self.keep_policy.drops_in_training else None  # the drop controls weigh alike
+        z = pool(self.config.pooler_type, hidden, attention_mask, weights)
+        if self.mlp is not None and (self.training or not self.config.mlp_only_train):
+            z = self.mlp(z)
+        return z
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        mlm_input_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        tau: float | None = None,
+    ) -> SimCSEGSOutput:
+        """``input_ids`` [B, V, L]: V=1 unsupervised (each sentence twice), 2 pairs, 3 with a hard negative."""
+        if input_ids.dim() != 3:
+            raise ValueError(f"input_ids must be [batch, sentences_per_example, length], got {tuple(input_ids.shape)}")
+        batch, n_sent, length = input_ids.shape
+
+        def views(t: torch.Tensor | None) -> torch.Tensor | None:  # [B, V, L] -> [V * B, L], view-major
+            return None if t is None else t.transpose(0, 1).reshape(n_sent * batch, length)
+
+        ids, mask, types = views(input_ids), views(attention_mask), views(token_type_ids)
+        n_views = 2 if n_sent == 1 else n_sent
+        # score -> keep (each unique sentence is scored once; unsup: two views of it)
+        decision = KeepDecision([None])
+        if self.keep_policy.drops_in_training:
+            enc_kwargs = {"token_type_ids": types} if types is not None else {}
+            decision = self.keep_weights(ids, mask, 2 if n_sent == 1 else 1, tau, **enc_kwargs)
+        if n_sent == 1:
+            ids, mask = ids.repeat(2, 1), mask.repeat(2, 1)
+            types = types.repeat(2, 1) if types is not None else None
+        # attend -> pool
+        z = self.embed(ids, mask, types, decision.stacked()).view(n_views, batch, -1)
+        # loss
+        contrastive = self.loss_fn(z[0], z[1], z[2] if n_views == 3 else None)
+        loss = contrastive
+        surrogate = self.keep_policy.surrogate(self, decision, z, contrastive)
+        if surrogate is not None:  # REINFORCE: adds gradient to the proxy, not value to the loss
+            loss = loss + surrogate
+        mlm_loss = None
+        if mlm_input_ids is not None and self.mlm_head is not None:
+            flat_ids, flat_labels = views(mlm_input_ids), views(mlm_labels)
+            hidden = self.backbone(input_ids=flat_ids, attention_mask=views(attention_mask)).last_hidden_state
+            logits = self.mlm_head(hidden)
+            mlm_loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), flat_labels.view(-1))
+            loss = loss + self.config.mlm_weight * mlm_loss
+        if decision.keep_rate_loss is not None:
+            loss = loss + decision.keep_rate_loss
+        return SimCSEGSOutput(
+            loss=loss,
+            embeddings=z[0],
+            contrastive_loss=contrastive.detach(),
+            mlm_loss=None if mlm_loss is None else mlm_loss.detach(),
+            keep_rate_loss=decision.keep_rate_loss,
+            **decision.statistics,
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    def check_inference_options(self, keep_budget: float | None = None, prune: bool = False) -> float | None:
+        """Refuse an inference keep budget or pruning this model cannot apply exactly; returns the budget in force."""
+        check_keep_budget(keep_budget)
+        budget = self.config.inference_budget if keep_budget is None else keep_budget
+        token_keep = self.keep_policy.drops_in_training
+        if prune and token_keep and not self.config.gs_attn_renorm:
+            raise ValueError(
+                "prune=True removes the dropped tokens, which equals masking them only under the renormalised "
+                "attention (train with --gs_attn_renorm): under the original scaling a dropped key still takes "
+                "softmax mass. Encode without prune."
+            )
+        if budget is not None and not prune and not token_keep:
+            raise ValueError("This model runs the stock attention, which cannot mask tokens: a keep budget needs "
+                             "prune=True (dropped tokens removed from the input).")
+        return budget
+
+    def encode_batch(
+        self,
+        batch: dict[str, torch.Tensor],
+        keep_stats: KeepStatsAccumulator | None = None,
+        keep_budget: float | None = None,
+        prune: bool = False,
+    ) -> torch.Tensor:
+        """Sentence vectors of one tokenised batch as :meth:`encode` gives them (call in eval mode): the inference
+        keep rule under GS (or ``keep_budget``), dropped tokens masked or, with ``prune``, removed; the head only
+        where SimCSE evaluates with it. The sentence-transformers module of an export (:mod:`.st_module`) calls
+        this too, so both encode alike. Check the options with :meth:`check_inference_options` first."""
+        budget = self.config.inference_budget if keep_budget is None else keep_budget
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        type_kwargs = {"token_type_ids": types} if types is not None else {}
+        prob, keep, decided = self.inference_keep_weights(ids, mask, budget, **type_kwargs)
+        if keep is None:
+            return self.embed(ids, mask, types)
+        if keep_stats is not None:
+            keep_stats.update(prob, keep, decided)
+        if not prune:
+            return self.embed(ids, mask, types, keep)
+        pad = self.tokenizer.pad_token_id if self.tokenizer is not None and self.tokenizer.pad_token_id else 0
+        kept = prune_batch(keep, ids, mask, original_position_ids(self.backbone, ids), types, pad)
+        return self.embed(kept["input_ids"], kept["attention_mask"], kept.get("token_type_ids"),
+                          position_ids=kept["position_ids"])
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        sentences: str | Sequence[str],
+        batch_size: int = 64,
+        max_length: int | None = None,
+        show_progress_bar: bool = False,
+        keep_stats: KeepStatsAccumulator | None = None,
+        convert_to_numpy: bool = False,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        prompt: str | None = None,
+        keep_budget: float | None = None,
+        prune: bool = False,
+        precision: str = "fp32",
+        **kwargs: Any,
+    ) -> torch.Tensor | np.ndarray:
+        """Sentence embeddings [N, H] (float32, CPU tensor) in input order, with the inference keep rule under GS.
+
+        Sentences are tokenised once and encoded in length-sorted batches (less padding); the head on the pooled
+        vector is applied unless ``mlp_only_train`` (SimCSE's unsupervised evaluation drops it). ``keep_stats``, if
+        given, accumulates the keep statistics of the encoded tokens.
+
+        sentence-transformers' calling convention also works (what MTEB and similar tools call): a single string
+        gives one vector [H]; ``convert_to_numpy=True`` a numpy array (``convert_to_tensor=True`` keeps the
+        tensor); ``normalize_embeddings=True`` L2-normalises; ``prompt`` is prepended to every sentence; other
+        keyword arguments (``prompt_name``, ``task_name``, ...) are accepted and ignored.
+
+        ``keep_budget`` r keeps the ``ceil(r * n)`` best decided tokens of every sentence (GS: by the proxy; without
+        a proxy: by IDF or at random, per ``token_drop_heuristic``), overriding the model's own rule. ``prune``
+        removes the dropped tokens from the input instead of masking them: the same embeddings under the
+        renormalised attention (``gs_attn_renorm``), and fewer tokens to encode (:mod:`.pruning`).
+        ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (see :mod:`.precision`).
+        """
+        check_extra_encode_kwargs(kwargs)
+        sentences, single = sentence_list(sentences, prompt)
+        if self.tokenizer is None:
+            raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
+        budget = self.check_inference_options(keep_budget, prune)
+        check_precision(precision)
+        limit = max_input_length(self.tokenizer, self.backbone.config)
+        device = next(self.parameters()).device
+
+        @precision_autocast(precision, device)
+        def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.encode_batch(batch, keep_stats, budget, prune)
+
+        was_training = self.training
+        self.eval()
+        out = encode_in_length_order(
+            self.tokenizer, sentences, embed_batch,
+            self.backbone.config.hidden_size, device,
+            batch_size, min(max_length, limit) if max_length else limit, show_progress_bar,
+        )
+        self.train(was_training)
+        return finish_embeddings(out, single, convert_to_numpy, convert_to_tensor, normalize_embeddings)
+
+
+# Let AutoConfig / AutoModel (and AutoTokenizer's config lookup) recognise our checkpoints. The copy of this file
+# that a checkpoint carries is imported as ``transformers_modules.*`` and leaves the registry alone, so loading a
+# checkpoint's code never replaces the installed package's classes.
+if not __name__.startswith("transformers_modules."):
+    AutoConfig.register(SimCSEGSConfig.model_type, SimCSEGSConfig, exist_ok=True)
+    AutoModel.register(SimCSEGSConfig, SimCSEGSModel, exist_ok=True)

@@ -1,0 +1,40 @@
+"""The frequency control: drop the most frequent tokens first (function words, punctuation), the oldest trick of
+retrieval and the baseline a learned selection has to beat.
+
+A token's score is its inverse document frequency over the training file (``idf``, a buffer on the model, so the
+table travels with the checkpoint; :func:`simcse_gs.training.idf.idf_table` computes it). Training keeps the
+``ceil((1 - token_drop_rate) * n)`` rarest decided tokens, the same in every view; at inference a keep budget keeps
+the rarest ``ceil(r * n)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .keep_policy import ControlPolicy
+
+if TYPE_CHECKING:
+    from .modeling import SimCSEGSModel
+
+
+def idf_scores(idf: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Keep scores of a batch: a token's IDF (rarer = higher = kept first)."""
+    return idf.to(input_ids.device)[input_ids]
+
+
+class IDFDropPolicy(ControlPolicy):
+    name = "idf"
+
+    def register_state(self, model: torch.nn.Module) -> None:
+        model.register_buffer("idf", torch.ones(model.backbone.config.vocab_size), persistent=True)
+
+    def scores(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               **encoder_kwargs: Any) -> torch.Tensor:
+        return idf_scores(model.idf, input_ids)
+
+    def training_draws(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       n_views: int) -> list[torch.Tensor]:
+        keep, _ = self.budgeted_keep(model, input_ids, attention_mask, 1 - self.config.token_drop_rate)
+        return [keep] * n_views
