@@ -26,7 +26,7 @@ numbers must agree to 1e-4.
     python -m bench.vs_sentence_transformers               # both parts
     python -m bench.vs_sentence_transformers --part train  # or --part sts
     python -m bench.vs_sentence_transformers --quick       # tiny random model, synthetic STS-B, seconds
-    python -m bench.vs_sentence_transformers --device cuda --precision bf16   # on a GPU (bench/device_check.sh)
+    python -m bench.vs_sentence_transformers --device cuda --precision bf16   # on a GPU (bench/device/device_check.sh)
 
 ``--precision bf16 | fp16``: autocast for both libraries (the loop and ``encode``; fp16 with a GradScaler), the
 Trainers' own ``--bf16`` / ``--fp16``.

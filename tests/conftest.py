@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import string
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+import torch.nn.functional as F
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    DistilBertConfig,
+    DistilBertModel,
+    RobertaConfig,
+    RobertaModel,
+)
 
+import train
 from senteval.sts import STS_SUBSETS
 from simcse_gs.data_files import resolve_train_file
+from simcse_gs.model import SimCSEGSModel
+from simcse_gs.model.gumbel import KEEP
 
 REPO = Path(__file__).resolve().parents[1]
 # The CPU-sized training files where the configs name them (data/), or in $SIMCSE_GS_DATA, or the shared copy.
@@ -196,3 +213,143 @@ def sts_data(tmp_path_factory) -> str:
             + "".join(f"{i}\t{a}\t{b}\t{g}\tNEUTRAL\n" for i, (a, b, g) in enumerate(rows))
         )
     return str(root)
+
+
+def dropping_gs_model(path: str, **settings) -> SimCSEGSModel:
+    """A GS model whose proxy drops about a third of the decided tokens under the inference rule."""
+    model = build(path, use_gs=True, **settings).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.proxy.head.weight.copy_(torch.randn(model.proxy.head.weight.shape, generator=g) * 0.5)
+        model.proxy.head.bias[KEEP] = -0.3
+    kept = kept_fraction(model)
+    assert 0.2 < kept < 0.9, kept  # the proxy really drops tokens (and keeps some)
+    return model
+
+
+def kept_fraction(model: SimCSEGSModel, sentences: list[str] = SENTENCES) -> float:
+    enc = model.tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        _, _, keep, decided = model.score_tokens(enc["input_ids"], enc["attention_mask"], **(
+            {"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}))
+    return float(keep[decided].mean())
+
+
+def randomise_proxy_head(model, std=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.proxy.head.weight.copy_(torch.randn(model.proxy.head.weight.shape, generator=g) * std)
+
+
+def st_by_hand(path: Path, sentences: list[str]) -> torch.Tensor:
+    """The sentence-transformers pipeline rebuilt from the folder's files, without sentence-transformers."""
+    from safetensors.torch import load_file
+
+    modules = json.loads((path / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in modules][:2] == ["Transformer", "Pooling"]
+    max_len = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
+    tokenizer, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    enc = tokenizer(sentences, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    with torch.no_grad():
+        tokens = encoder(**enc).last_hidden_state
+    pooling = json.loads((path / modules[1]["path"] / "config.json").read_text())
+    assert pooling["word_embedding_dimension"] == tokens.shape[-1]
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    z = tokens[:, 0] if pooling["pooling_mode"] == "cls" else (tokens * mask).sum(1) / mask.sum(1)
+    for module in modules[2:]:
+        assert module["type"].endswith("Dense")
+        config = json.loads((path / module["path"] / "config.json").read_text())
+        assert config["activation_function"] == "torch.nn.modules.activation.Tanh"
+        weights = load_file(str(path / module["path"] / "model.safetensors"))
+        z = torch.tanh(F.linear(z, weights["linear.weight"], weights["linear.bias"]))
+    return z
+
+
+def run_script(script: str, *args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **env}
+    return subprocess.run(["bash", str(REPO / "scripts" / script), *args], env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_tiny_sts(root: Path, stsb: bool = True, sick: bool = True) -> Path:
+    """A tiny STS-B + SICK-R folder in SentEval's layout (same pairs in every split)."""
+    if stsb:
+        folder = root / "STS" / "STSBenchmark"
+        folder.mkdir(parents=True)
+        rows = [f"main-captions\tMSRvid\t2012test\t{i:04d}\t{s}\t{a}\t{b}" for i, (s, a, b) in enumerate(STS_PAIRS)]
+        for split in ("train", "dev", "test"):
+            (folder / f"sts-{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    if sick:
+        folder = root / "SICK"
+        folder.mkdir(parents=True)
+        lines = ["pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment"]
+        lines += [f"{i}\t{a}\t{b}\t{max(1.0, s)}\tNEUTRAL" for i, (s, a, b) in enumerate(STS_PAIRS)]
+        for name in ("SICK_train.txt", "SICK_trial.txt", "SICK_test_annotated.txt"):
+            (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def train_args(model_dir, train_file, out, *extra) -> list[str]:
+    return ["--model_name_or_path", str(model_dir), "--train_file", str(train_file), "--output_dir", str(out),
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--logging_steps", "1",
+            "--dataloader_num_workers", "0", "--disable_tqdm", "true", *extra]
+
+
+@pytest.fixture()
+def gs_checkpoint(tiny_bert_dir, tmp_path):
+    model = build(tiny_bert_dir, use_gs=True, pooler_type="avg")
+    randomise_proxy_head(model, std=2.0)
+    model.save_pretrained(tmp_path / "gs")
+    return str(tmp_path / "gs")
+
+
+@pytest.fixture(scope="module")
+def saved_model(tiny_bert_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("saved") / "model"
+    SimCSEGSModel.from_backbone(tiny_bert_dir, use_gs=False, pooler_type="avg").save_pretrained(out)
+    return out
+
+
+def cli_error(capsys, argv: list[str], code: int = 2) -> str:
+    """Run ``train.cli``; check the exit code, no traceback, one ``error:`` line; return that line."""
+    assert train.cli(argv) == code
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("train.py: error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
+    return errors[0]
+
+
+LONG = SENTENCES + ["the quick brown fox jumps over the lazy dog near the river bank at dawn"]
+
+
+STS_PAIRS = [  # (score, sentence 1, sentence 2)
+    (5.0, "a man is playing a guitar .", "a man plays the guitar ."),
+    (0.4, "the cat sat on the mat", "stocks fell sharply on monday"),
+    (3.6, "two dogs run through a field", "two dogs are running in the grass"),
+    (1.0, "it is raining", "a woman slices an onion"),
+    (4.2, "a woman slices an onion in the kitchen", "a woman is cutting an onion"),
+    (0.0, "stocks fell sharply on monday", "a man is playing a guitar ."),
+    (2.5, "the cat sat on the mat", "a cat is sitting"),
+    (3.0, "it is raining", "rain is falling outside"),
+]
+
+
+def history(out: Path) -> list[dict]:
+    return json.loads((out / "trainer_state.json").read_text())["log_history"]
+
+
+def sha256s(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert_dir(tiny_bert_dir, tmp_path_factory) -> str:
+    """A random 2-layer DistilBERT sharing the tiny BERT's tokenizer: the original's BERT-row proxy, in small (and a
+    model type the attention patch does not support)."""
+    out = tmp_path_factory.mktemp("tiny-distilbert")
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    torch.manual_seed(1)
+    DistilBertModel(DistilBertConfig(vocab_size=tok.vocab_size, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                     max_position_embeddings=64)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)

@@ -13,8 +13,8 @@ import pytest
 from transformers import HfArgumentParser
 
 import train
+from simcse_gs.evaluation import evaluate as evaluation
 from tests.conftest import REPO
-from tests.test_evaluation import evaluation
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
@@ -56,3 +56,19 @@ def test_documented_train_command_parses(doc, command, tmp_path, monkeypatch):
 def test_documented_evaluation_command_parses(doc, command):
     (args,) = HfArgumentParser(evaluation.EvalArguments).parse_args_into_dataclasses(args=shlex.split(command)[2:])
     assert args.model_name_or_path
+
+
+TEST_REFERENCE = re.compile(r"(tests/[\w/]+\.py)(?:::(\w+))?")
+
+
+def test_every_test_the_docs_cite_exists():
+    """A claim in README or docs/ names the test that backs it: that file (and function) must exist."""
+    cited = {(doc.name, path, name) for doc in DOCS for path, name in TEST_REFERENCE.findall(doc.read_text("utf-8"))}
+    assert len(cited) > 20
+    missing = []
+    for doc, path, name in sorted(cited):
+        file = REPO / path
+        if not file.is_file() or (name and not re.search(rf"^(?:async )?def {name}\b|^class {name}\b",
+                                                         file.read_text("utf-8"), re.M)):
+            missing.append(f"{doc}: {path}{'::' + name if name else ''}")
+    assert not missing, missing

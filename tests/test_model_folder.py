@@ -16,6 +16,7 @@ from transformers import AutoTokenizer
 from simcse_gs.evaluation.evaluate import load_model, parse_args
 from simcse_gs.evaluation.hf_encoder import HFEncoder
 from simcse_gs.evaluation.keep_map import compute_keep_maps
+from simcse_gs.model import SimCSEGSModel
 from simcse_gs.model_folder import (
     ModelFolderError,
     WrongModelKindError,
@@ -25,6 +26,7 @@ from simcse_gs.model_folder import (
     max_input_length,
 )
 from simcse_gs.sharing.export import export_model
+from simcse_gs.training.resume import CheckpointError
 from tests.conftest import REPO, build
 
 
@@ -152,3 +154,46 @@ def test_one_loading_path():
                  for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if owned.search(line)]
     assert offenders == []
+
+
+def damage(folder: Path, how: str) -> None:
+    weights = folder / "model.safetensors"
+    if how == "no_weights":
+        weights.unlink()
+    elif how == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "garbage":
+        weights.write_bytes(b"\x00" * 64)
+    elif how == "pickle_only":
+        weights.unlink()
+        (folder / "pytorch_model.bin").write_bytes(b"never unpickled")
+    elif how == "no_config":
+        (folder / "config.json").unlink()
+    elif how == "plain_bert":
+        config = (folder / "config.json").read_text().replace('"simcse_gs"', '"bert"')
+        (folder / "config.json").write_text(config)
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("no_weights", r"has no weights \(model\.safetensors is missing\)\. The training run was probably stopped"),
+        ("truncated", r"model\.safetensors is not a valid safetensors file .*truncated, overwritten"),
+        ("garbage", r"model\.safetensors is not a valid safetensors file"),
+        ("pickle_only", r"only has pytorch_model\.bin, a pickle file, which this project does not load"),
+        ("no_config", r"has no config\.json, so it is not a model folder"),
+        ("plain_bert", r"holds a 'bert' model, not a SimCSE-GS checkpoint.*--model_name_or_path"),
+    ],
+)
+def test_damaged_checkpoint_folder_is_named(saved_model, tmp_path, how, message):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(saved_model, folder)
+    damage(folder, how)
+    with pytest.raises(CheckpointError, match=message) as err:
+        SimCSEGSModel.from_pretrained(folder)
+    assert str(folder) in str(err.value)
+
+
+def test_missing_checkpoint_folder_does_not_ask_the_hub(tmp_path):
+    with pytest.raises(CheckpointError, match=r"Model folder not found: .*nowhere \(a local path"):
+        SimCSEGSModel.from_pretrained(tmp_path / "nowhere")

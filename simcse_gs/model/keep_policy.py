@@ -18,7 +18,7 @@ checkpoint's state dict does not depend on how the policy code is organised. :mo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -27,8 +27,15 @@ from .gumbel import keep_log_odds, keep_probability
 from .keep import apply_forced, decided_mask, inference_keep, keep_statistic_tensors
 from .loss import sum_across_processes
 
-if TYPE_CHECKING:
-    from .modeling import SimCSEGSModel
+
+class PolicyHost(Protocol):
+    """What a policy needs of the model it decides for (:class:`~.modeling.SimCSEGSModel` is one): the special-token
+    mask, the proxy (proxy policies), whether it trains, and the buffers its policy registered on it."""
+
+    training: bool
+    proxy: Any
+
+    def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -37,18 +44,40 @@ class KeepDecision:
 
     ``weights``: one [N, L] keep weight per view (None where every token is kept: the stock attention runs);
     ``statistics``: keep_prob / keep_rate / keep_entropy of the batch as detached 0-d tensors (proxy policies);
-    ``keep_rate_loss``: the keep-rate penalty (added to the loss); ``keep_log_prob``: [draws, N] log-probability of
-    each training draw over the decided tokens (REINFORCE's surrogate needs it).
+    ``keep_prob_sum`` / ``decided_count``: the sum of p over the decided tokens (with its gradient) and their number,
+    from which :meth:`KeepPolicy.keep_rate_loss` makes the penalty (kept as sums so that the decisions of several
+    chunks of one batch give the batch's penalty); ``keep_log_prob``: [draws, N] log-probability of each training
+    draw over the decided tokens (REINFORCE's surrogate needs it).
     """
 
     weights: list[torch.Tensor | None]
     statistics: dict[str, torch.Tensor] = field(default_factory=dict)
-    keep_rate_loss: torch.Tensor | None = None
+    keep_prob_sum: torch.Tensor | None = None
+    decided_count: torch.Tensor | None = None
     keep_log_prob: torch.Tensor | None = None
+    decided_tokens: torch.Tensor | None = None  # how many tokens the statistics are over (detached)
 
     def stacked(self) -> torch.Tensor | None:
         """The views' weights concatenated view-major, as the encoder gets them (None: keep everything)."""
         return None if self.weights[0] is None else torch.cat(self.weights)
+
+
+def merge_decisions(decisions: list[KeepDecision]) -> KeepDecision:
+    """One decision for a batch embedded in chunks: each view's weights and the REINFORCE log-probabilities
+    concatenated in order, the statistics averaged over the chunks' decided tokens (one decision: itself)."""
+    if len(decisions) == 1:
+        return decisions[0]
+    first = decisions[0]
+    weights = [None if first.weights[0] is None else torch.cat([d.weights[v] for d in decisions])
+               for v in range(len(first.weights))]
+    log_prob = None if first.keep_log_prob is None else torch.cat([d.keep_log_prob for d in decisions], dim=1)
+    statistics = {}
+    if first.statistics:
+        counts = torch.stack([d.decided_tokens for d in decisions]).float()
+        for key in first.statistics:
+            values = torch.stack([d.statistics[key] for d in decisions])
+            statistics[key] = (values * counts).sum() / counts.sum().clamp(min=1)
+    return KeepDecision(weights, statistics, keep_log_prob=log_prob, decided_tokens=counts.sum())
 
 
 @dataclass
@@ -95,7 +124,7 @@ class KeepPolicy:
 
     # ------------------------------------------------------------------ shared pieces
 
-    def decided(self, model: SimCSEGSModel, input_ids: torch.Tensor,
+    def decided(self, model: PolicyHost, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(special-token mask, decided-token mask) of a batch."""
         special = model.special_tokens_mask(input_ids)
@@ -107,22 +136,35 @@ class KeepPolicy:
 
     # ------------------------------------------------------------------ the interface
 
-    def scores(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def scores(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                **encoder_kwargs: Any) -> torch.Tensor:
         """Per-token scores of a batch: [N, L] (or the proxy's [N, L, 2] logits)."""
         raise NotImplementedError
 
-    def infer(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def infer(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               budget: float | None = None, **encoder_kwargs: Any) -> InferenceKeep:
         """The hard keep at inference; ``budget`` r keeps the ``ceil(r * n)`` best decided tokens."""
         raise NotImplementedError
 
-    def train_keep(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def train_keep(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    n_views: int, tau: float | None, **encoder_kwargs: Any) -> KeepDecision:
         """Keep weights for ``n_views`` views of the same sentences (training; in eval mode, the inference keep)."""
         raise NotImplementedError
 
-    def surrogate(self, model: SimCSEGSModel, decision: KeepDecision, z: torch.Tensor,
+    def keep_rate_loss(self, decisions: list[KeepDecision], training: bool) -> torch.Tensor | None:
+        """The keep-rate penalty ``gs_keep_rate_weight * (mean p - gs_target_keep_rate)^2`` over every decided token
+        of the decisions (the chunks of one batch), and in training of every process (so DDP gives one process's
+        gradient); for hard_concrete p = P(gate != 0): the expected-L0 budget. None when the weight is 0."""
+        if not decisions or decisions[0].keep_prob_sum is None:
+            return None
+        total = torch.stack([d.keep_prob_sum for d in decisions]).sum()
+        count = torch.stack([d.decided_count for d in decisions]).sum()
+        if training:
+            total, count = sum_across_processes(total), sum_across_processes(count)
+        mean_p = total / count.clamp(min=1)
+        return self.config.gs_keep_rate_weight * (mean_p - self.config.gs_target_keep_rate) ** 2
+
+    def surrogate(self, model: PolicyHost, decision: KeepDecision, z: torch.Tensor,
                   contrastive: torch.Tensor) -> torch.Tensor | None:
         """A zero-valued loss term whose gradient trains the scorer where the keep weights cannot (REINFORCE);
         None for the relaxed policies, whose weights carry the gradient themselves."""
@@ -155,11 +197,11 @@ class ProxyPolicy(KeepPolicy):
             raise ValueError("Training a GS model needs the Gumbel temperature: pass tau= (the Trainer does).")
         return tau
 
-    def scores(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def scores(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                **encoder_kwargs: Any) -> torch.Tensor:
         return model.proxy(input_ids, attention_mask, **encoder_kwargs)
 
-    def score(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def score(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               budget: float | None = None, **encoder_kwargs: Any
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the proxy once: (logits, keep probability with forced values, hard keep, decided-token mask).
@@ -176,25 +218,21 @@ class ProxyPolicy(KeepPolicy):
             hard = self.forced(budget_keep(keep_log_odds(logits), decided, budget), attention_mask, special)
         return logits, prob, hard, decided
 
-    def infer(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def infer(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               budget: float | None = None, **encoder_kwargs: Any) -> InferenceKeep:
         _, prob, hard, decided = self.score(model, input_ids, attention_mask, budget, **encoder_kwargs)
         return InferenceKeep(prob, hard, decided)
 
-    def train_keep(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def train_keep(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    n_views: int, tau: float | None, **encoder_kwargs: Any) -> KeepDecision:
         """The proxy runs once; each view draws its own sample (one shared sample with ``gs_shared_sample``)."""
         cfg = self.config
         logits, prob, hard, decided = self.score(model, input_ids, attention_mask, self.inference_budget,
                                                  **encoder_kwargs)
-        decision = KeepDecision([hard] * n_views, keep_statistic_tensors(prob.detach(), hard, decided))
-        if cfg.gs_keep_rate_weight > 0:  # the global batch's mean p under DDP (training), as on one process;
-            # for hard_concrete p = P(gate != 0): the expected-L0 budget
-            total, count = (prob * decided).sum(), decided.sum().float()
-            if model.training:
-                total, count = sum_across_processes(total), sum_across_processes(count)
-            mean_p = total / count.clamp(min=1)
-            decision.keep_rate_loss = cfg.gs_keep_rate_weight * (mean_p - cfg.gs_target_keep_rate) ** 2
+        decision = KeepDecision([hard] * n_views, keep_statistic_tensors(prob.detach(), hard, decided),
+                                decided_tokens=decided.sum().detach())
+        if cfg.gs_keep_rate_weight > 0:  # the penalty's sums (see keep_rate_loss)
+            decision.keep_prob_sum, decision.decided_count = (prob * decided).sum(), decided.sum().float()
         if not model.training:
             return decision
         special = model.special_tokens_mask(input_ids)
@@ -218,7 +256,7 @@ class ControlPolicy(KeepPolicy):
     def drops_in_training(self) -> bool:
         return self.config.token_drop_rate > 0
 
-    def budgeted_keep(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def budgeted_keep(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       rate: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(hard keep with the forced tokens, decided mask) at keep rate ``rate``: the ``ceil(rate * n)`` best
         decided tokens by :meth:`scores`."""
@@ -226,20 +264,20 @@ class ControlPolicy(KeepPolicy):
         keep = budget_keep(self.scores(model, input_ids, attention_mask), decided, rate)
         return self.forced(keep, attention_mask, special), decided
 
-    def infer(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def infer(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               budget: float | None = None, **encoder_kwargs: Any) -> InferenceKeep:
         if budget is None:
             return InferenceKeep(None, None, None)
         keep, decided = self.budgeted_keep(model, input_ids, attention_mask, budget)
         return InferenceKeep(keep, keep, decided)
 
-    def train_keep(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def train_keep(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    n_views: int, tau: float | None, **encoder_kwargs: Any) -> KeepDecision:
         if not model.training:
             return KeepDecision([self.infer(model, input_ids, attention_mask, self.inference_budget).keep] * n_views)
         return KeepDecision(self.training_draws(model, input_ids, attention_mask, n_views))
 
-    def training_draws(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def training_draws(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        n_views: int) -> list[torch.Tensor]:
         """The training keep of each view at rate ``1 - token_drop_rate``."""
         raise NotImplementedError

@@ -41,7 +41,7 @@ from .encoding import (
 )
 from .folder_checks import ModelFolderError, check_model_folder, looks_local
 from .keep import KeepStatsAccumulator
-from .keep_policy import InferenceKeep, KeepDecision
+from .keep_policy import InferenceKeep, KeepDecision, merge_decisions
 from .loss import ContrastiveLoss
 from .mlm_head import build_mlm_head
 from .pooling import MLPHead, pool
@@ -51,10 +51,21 @@ from .proxy import TokenKeepProxy, check_same_vocabulary, load_proxy_tokenizer, 
 from .pruning import original_position_ids, prune_batch
 from .registry import policy_for
 
-__all__ = ["SimCSEGSConfig", "SimCSEGSModel", "SimCSEGSOutput"]
+__all__ = ["SimCSEGSConfig", "SimCSEGSModel", "SimCSEGSOutput", "ViewEmbeddings"]
 
 # The code a checkpoint carries: every module of this folder (simcse_gs/model), the model's only dependencies.
 CODE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class ViewEmbeddings:
+    """What :meth:`SimCSEGSModel.embed_views` gives for a batch (or a chunk of one): ``z`` [V, B, H] the views'
+    sentence vectors, the keep ``decision``, and the MLM loss as a sum over its ``mlm_count`` predicted tokens."""
+
+    z: torch.Tensor
+    decision: KeepDecision
+    mlm_loss_sum: torch.Tensor | None = None
+    mlm_count: torch.Tensor | None = None
 
 
 @dataclass
@@ -298,6 +309,21 @@ class SimCSEGSModel(PreTrainedModel):
         tau: float | None = None,
     ) -> SimCSEGSOutput:
         """``input_ids`` [B, V, L]: V=1 unsupervised (each sentence twice), 2 pairs, 3 with a hard negative."""
+        views = self.embed_views(input_ids, attention_mask, token_type_ids, mlm_input_ids, mlm_labels, tau)
+        return self.loss_from_views([views])
+
+    def embed_views(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        mlm_input_ids: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
+        tau: float | None = None,
+    ) -> ViewEmbeddings:
+        """Score -> keep -> attend -> pool for a batch [B, V, L]: the sentence vectors of every view, the keep
+        decision, and the MLM loss's sum; everything the loss needs, with its graph. Examples are independent here
+        (the negatives meet only in :meth:`loss_from_views`), so a batch can be embedded in chunks."""
         if input_ids.dim() != 3:
             raise ValueError(f"input_ids must be [batch, sentences_per_example, length], got {tuple(input_ids.shape)}")
         batch, n_sent, length = input_ids.shape
@@ -317,27 +343,41 @@ class SimCSEGSModel(PreTrainedModel):
             types = types.repeat(2, 1) if types is not None else None
         # attend -> pool
         z = self.embed(ids, mask, types, decision.stacked()).view(n_views, batch, -1)
-        # loss
-        contrastive = self.loss_fn(z[0], z[1], z[2] if n_views == 3 else None)
+        out = ViewEmbeddings(z, decision)
+        if mlm_input_ids is not None and self.mlm_head is not None:
+            flat_labels = views(mlm_labels)
+            hidden = self.backbone(input_ids=views(mlm_input_ids), attention_mask=views(attention_mask))
+            logits = self.mlm_head(hidden.last_hidden_state)
+            out.mlm_loss_sum = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), flat_labels.view(-1),
+                                                           reduction="sum")
+            out.mlm_count = (flat_labels != -100).sum()
+        return out
+
+    def loss_from_views(self, parts: Sequence[ViewEmbeddings]) -> SimCSEGSOutput:
+        """The loss of a batch from its views' embeddings (one part, or the chunks it was embedded in, in order):
+        the contrastive loss over the whole (and, under DDP, global) batch, plus what the keep policy adds (the
+        keep-rate penalty, REINFORCE's surrogate) and the optional MLM term."""
+        z = torch.cat([part.z for part in parts], dim=1) if len(parts) > 1 else parts[0].z
+        decision = merge_decisions([part.decision for part in parts])
+        contrastive = self.loss_fn(z[0], z[1], z[2] if z.shape[0] == 3 else None)
         loss = contrastive
         surrogate = self.keep_policy.surrogate(self, decision, z, contrastive)
         if surrogate is not None:  # REINFORCE: adds gradient to the proxy, not value to the loss
             loss = loss + surrogate
         mlm_loss = None
-        if mlm_input_ids is not None and self.mlm_head is not None:
-            flat_ids, flat_labels = views(mlm_input_ids), views(mlm_labels)
-            hidden = self.backbone(input_ids=flat_ids, attention_mask=views(attention_mask)).last_hidden_state
-            logits = self.mlm_head(hidden)
-            mlm_loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), flat_labels.view(-1))
+        if parts[0].mlm_loss_sum is not None:
+            mlm_loss = torch.stack([p.mlm_loss_sum for p in parts]).sum() / torch.stack(
+                [p.mlm_count for p in parts]).sum().clamp(min=1)
             loss = loss + self.config.mlm_weight * mlm_loss
-        if decision.keep_rate_loss is not None:
-            loss = loss + decision.keep_rate_loss
+        keep_rate_loss = self.keep_policy.keep_rate_loss([part.decision for part in parts], self.training)
+        if keep_rate_loss is not None:
+            loss = loss + keep_rate_loss
         return SimCSEGSOutput(
             loss=loss,
             embeddings=z[0],
             contrastive_loss=contrastive.detach(),
             mlm_loss=None if mlm_loss is None else mlm_loss.detach(),
-            keep_rate_loss=decision.keep_rate_loss,
+            keep_rate_loss=keep_rate_loss,
             **decision.statistics,
         )
 

@@ -9,14 +9,11 @@ the rarest ``ceil(r * n)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .keep_policy import ControlPolicy
-
-if TYPE_CHECKING:
-    from .modeling import SimCSEGSModel
+from .keep_policy import ControlPolicy, PolicyHost
 
 
 def idf_scores(idf: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
@@ -30,11 +27,11 @@ class IDFDropPolicy(ControlPolicy):
     def register_state(self, model: torch.nn.Module) -> None:
         model.register_buffer("idf", torch.ones(model.backbone.config.vocab_size), persistent=True)
 
-    def scores(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def scores(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                **encoder_kwargs: Any) -> torch.Tensor:
         return idf_scores(model.idf, input_ids)
 
-    def training_draws(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def training_draws(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        n_views: int) -> list[torch.Tensor]:
         keep, _ = self.budgeted_keep(model, input_ids, attention_mask, 1 - self.config.token_drop_rate)
         return [keep] * n_views

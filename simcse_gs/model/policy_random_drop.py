@@ -8,14 +8,11 @@ attention; a keep budget with ``prune`` then keeps random tokens).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from .keep_policy import ControlPolicy
-
-if TYPE_CHECKING:
-    from .modeling import SimCSEGSModel
+from .keep_policy import ControlPolicy, PolicyHost
 
 
 def sentence_hash_uniform(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -39,13 +36,13 @@ def sentence_hash_uniform(input_ids: torch.Tensor, attention_mask: torch.Tensor)
 class RandomDropPolicy(ControlPolicy):
     name = "random"
 
-    def scores(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def scores(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                **encoder_kwargs: Any) -> torch.Tensor:
         """Pseudo-random numbers that depend only on the sentence and the position: a sentence loses the same
         tokens whatever it is batched with, in ``encode`` and in an export alike."""
         return sentence_hash_uniform(input_ids, attention_mask)
 
-    def training_draws(self, model: SimCSEGSModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def training_draws(self, model: PolicyHost, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        n_views: int) -> list[torch.Tensor]:
         special = model.special_tokens_mask(input_ids)
         keeps = []  # a Bernoulli keep per decided token and view

@@ -9,18 +9,15 @@ detached contrastive loss and the baseline an exponential moving average of it (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from .gumbel import DROP, KEEP
-from .keep_policy import KeepDecision, ProxyPolicy
+from .keep_policy import KeepDecision, PolicyHost, ProxyPolicy
 from .loss import contrastive_logits, gather_with_grad
-
-if TYPE_CHECKING:
-    from .modeling import SimCSEGSModel
 
 
 def bernoulli_keep(logits: torch.Tensor) -> torch.Tensor:
@@ -75,7 +72,7 @@ class ReinforcePolicy(ProxyPolicy):
                        decision: KeepDecision) -> None:
         decision.keep_log_prob = torch.stack([(keep_log_prob(logits, b) * decided).sum(-1) for b in draws])
 
-    def surrogate(self, model: SimCSEGSModel, decision: KeepDecision, z: torch.Tensor,
+    def surrogate(self, model: PolicyHost, decision: KeepDecision, z: torch.Tensor,
                   contrastive: torch.Tensor) -> torch.Tensor | None:
         """The zero-valued REINFORCE surrogate (gradient only), then the baseline update.
 

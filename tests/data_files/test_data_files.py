@@ -29,8 +29,7 @@ from simcse_gs.data_files import (
     fetch_wiki_sample,
     resolve_train_file,
 )
-from tests.conftest import NLI, REPO, WIKI
-from tests.test_scripts import run_script
+from tests.conftest import NLI, REPO, WIKI, run_script
 
 
 class _Handler(BaseHTTPRequestHandler):

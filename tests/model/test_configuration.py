@@ -45,3 +45,16 @@ def test_the_registry_names_the_policy_of_every_setting():
     assert plain.policy_name == "random" and not plain.uses_token_keep  # plain SimCSE: the control at rate 0
     assert SimCSEGSConfig(use_gs=True, gs_estimator="topk", gs_target_keep_rate=0.7).inference_budget == 0.7
     assert SimCSEGSConfig(use_gs=True, keep_budget=0.5).inference_budget == 0.5
+
+
+def test_gs_hard_is_an_alias_of_st():
+    assert ModelArguments(gs_hard=True).gs_estimator == "st"
+    assert ModelArguments(gs_estimator="st").gs_hard  # kept consistent in the saved settings
+    assert SimCSEGSConfig(gs_hard=True).gs_estimator == "st"
+    assert SimCSEGSConfig.from_dict(SimCSEGSConfig(gs_hard=True).to_dict()).gs_estimator == "st"
+    with pytest.raises(ValueError, match="contradicts"):
+        ModelArguments(gs_hard=True, gs_estimator="reinforce")
+    with pytest.raises(ValueError, match="gs_estimator must be one of"):
+        ModelArguments(gs_estimator="gumbel")
+    with pytest.raises(ValueError, match="gs_reinforce_reward"):
+        ModelArguments(gs_estimator="reinforce", gs_reinforce_reward="token")

@@ -57,6 +57,6 @@ def test_a_resaved_legacy_checkpoint_keeps_its_keys_and_loads_with_its_new_code(
                                                   "AutoModel": "modeling.SimCSEGSModel"}
     assert set(new) - {"transformers_version"} == set(old) - {"transformers_version"}
     auto = AutoModel.from_pretrained(tmp_path / "resaved")  # the installed class (a Python without simcse_gs runs
-    # the folder's own code: tests/sharing/test_sharing.py)
+    # the folder's own code: tests/sharing/test_export.py)
     for options, want in expected(folder):
         torch.testing.assert_close(auto.encode(SENTENCES, batch_size=4, **options), want, atol=0, rtol=0)
