@@ -2,19 +2,28 @@
 
 Per task, every sentence that any requested subset or split needs is collected, deduplicated, handed to
 ``prepare`` once and encoded exactly once, in length-sorted batches so padding is minimal. Embeddings are
-then mapped back to the pairs and scored with cosine similarity (see ``senteval.sts``).
+then mapped back to the pairs and scored with cosine similarity (see ``senteval.sts``), or, for the transfer
+tasks (MR, CR, SUBJ, MPQA, SST2, TREC, MRPC, SICKEntailment), turned into SentEval's feature rows for its
+logistic-regression protocols (see ``senteval.transfer`` and ``senteval.tools``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .paths import resolve_task_path
+from .binary import CREval, MPQAEval, MREval, SUBJEval
+from .errors import SentEvalDataError, SentEvalTaskUnavailableError, missing_task_data_message
+from .mrpc import MRPCEval
+from .paths import STS_FOLDERS, resolve_task_path
+from .sick_entailment import SICKEntailmentEval
+from .sst import SSTEval
 from .sts import (
     SPLITS,
     STS_SUBSETS,
@@ -26,6 +35,8 @@ from .sts import (
     load_sts_year,
     load_stsb,
 )
+from .transfer import Sentence, TransferSettings, TransferTask
+from .trec import TRECEval
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +45,18 @@ Batcher = Callable[[Any, list[Tokens]], Any]
 Prepare = Callable[[Any, list[Tokens]], Any]
 
 SPLIT_TASKS: tuple[str, ...] = ("STSBenchmark", "SICKRelatedness")
-TASKS: tuple[str, ...] = (*STS_SUBSETS, *SPLIT_TASKS)
+TASKS: tuple[str, ...] = (*STS_SUBSETS, *SPLIT_TASKS)  # the STS tasks (cosine similarity, nothing trained)
+# The transfer tasks (a classifier on frozen embeddings): SentEval's task name -> its task class, in one place.
+TRANSFER_TASKS: dict[str, type[TransferTask]] = {
+    task.name: task
+    for task in (MREval, CREval, SUBJEval, MPQAEval, SSTEval, TRECEval, MRPCEval, SICKEntailmentEval)
+}
+ALL_TASKS: tuple[str, ...] = (*TASKS, *TRANSFER_TASKS)
 # Pooled splits: one correlation over the pairs of several splits. ``train_and_dev`` is the original GS repo's
 # model-selection set; ``all`` (train+dev+test) is what its ``stsbenchmark`` / ``sickrelatedness`` columns report.
 POOLED_SPLITS: dict[str, tuple[str, ...]] = {"train_and_dev": ("train", "dev"), "all": SPLITS}
 RESULT_SPLITS: tuple[str, ...] = (*SPLITS, *POOLED_SPLITS)
-DEFAULT_PARAMS: dict[str, Any] = {"batch_size": 128, "usepytorch": True, "seed": 1111, "progress": True}
+DEFAULT_PARAMS: dict[str, Any] = {"batch_size": 128, "usepytorch": True, "seed": 1111, "progress": True, "kfold": 5}
 _COSINE_CHUNK = 4096  # pairs per cosine block: bounds the float64 temporaries for large encoders
 
 
@@ -81,15 +98,18 @@ def _as_matrix(output: Any, expected_rows: int) -> np.ndarray:
 
 
 class SE:
-    """Evaluate a sentence encoder on STS12-16, STSBenchmark and SICKRelatedness with cosine similarity.
+    """Evaluate a sentence encoder on STS12-16, STSBenchmark and SICKRelatedness with cosine similarity, and on
+    SentEval's transfer tasks (:data:`TRANSFER_TASKS`) with its logistic-regression protocols.
 
     ``params`` keys: ``task_path`` (data folder; falls back to $SENTEVAL_DATA, then SentEval/data/downstream),
     ``batch_size`` (default 128), ``progress`` (tqdm bar, default True), ``splits`` (for STSBenchmark and
     SICKRelatedness: any of train, dev, test, train_and_dev, all; default every one). ``batcher(params, batch)`` gets a
     list of sentences, each a list of whitespace tokens, and returns an array/tensor with one row per sentence.
+    Transfer tasks also read SentEval's ``classifier`` (dict; default ``{'nhid': 0}``), ``kfold`` (default 5) and
+    ``seed`` (default 1111); see :data:`senteval.TRANSFER_PROTOCOLS` for SimCSE's two settings.
     """
 
-    list_tasks: tuple[str, ...] = TASKS
+    list_tasks: tuple[str, ...] = ALL_TASKS
 
     def __init__(self, params: dict[str, Any], batcher: Batcher, prepare: Prepare | None = None) -> None:
         merged = {**DEFAULT_PARAMS, **params}
@@ -98,6 +118,9 @@ class SE:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"params['batch_size'] must be a positive int, got {batch_size!r}")
         self.params.splits = self._check_result_splits(self.params.get("splits"))
+        if not self.params.get("classifier"):  # SentEval's default: logistic regression
+            self.params.classifier = {"nhid": 0}
+        self.transfer = TransferSettings.from_params(self.params)  # checked now, not after minutes of encoding
         self.batcher = batcher
         self.prepare = prepare if prepare is not None else (lambda params, samples: None)
         self.results: dict[str, Any] = {}
@@ -116,18 +139,41 @@ class SE:
     def eval(self, name: str | Sequence[str]) -> dict[str, Any]:
         """Run one task (returns its results) or a list of tasks (returns ``{task: results}``), like SentEval."""
         names = [name] if isinstance(name, str) else list(name)
-        unknown = [n for n in names if n not in TASKS]
+        unknown = [n for n in names if n not in ALL_TASKS]
         if unknown:  # fail before encoding anything
-            raise ValueError(f"Unknown SentEval task(s) {unknown}; this evaluator implements: {', '.join(TASKS)}")
-        task_path = resolve_task_path(self.params.get("task_path"))
+            raise ValueError(f"Unknown SentEval task(s) {unknown}; this evaluator implements: {', '.join(ALL_TASKS)}")
+        transfer = [n for n in names if n in TRANSFER_TASKS]
+        folders = (*STS_FOLDERS, *(TRANSFER_TASKS[n].folder.split("/")[0] for n in transfer))
+        task_path = resolve_task_path(self.params.get("task_path"), folders)
+        self._check_transfer_data(transfer, task_path)
         self.params.task_path = task_path
         self.results = {task: self._run_task(task, task_path) for task in names}
         return self.results[name] if isinstance(name, str) else self.results
+
+    @staticmethod
+    def _check_transfer_data(names: Sequence[str], task_path: str) -> None:
+        """Before encoding anything: a transfer task whose folder is absent, or one of whose files is missing."""
+        absent = [n for n in names if not (Path(task_path) / TRANSFER_TASKS[n].folder).is_dir()]
+        if absent:
+            folders = ", ".join(f"{TRANSFER_TASKS[n].folder}/" for n in absent)
+            fetch = " / ".join(dict.fromkeys(f"`{TRANSFER_TASKS[n].fetch}`" for n in absent))
+            raise SentEvalTaskUnavailableError(
+                f"SentEval task(s) {absent} not available: {task_path} has no {folders} (download with {fetch}, or "
+                f"point --senteval_data / SENTEVAL_DATA at a folder that has them). "
+                f"This evaluator implements: {', '.join(ALL_TASKS)}"
+            )
+        for n in names:
+            missing = TRANSFER_TASKS[n].missing_files(task_path)
+            if missing:
+                raise SentEvalDataError(missing_task_data_message(missing[0], f"{n} file is missing",
+                                                                  TRANSFER_TASKS[n].fetch))
 
     # ------------------------------------------------------------------------------------------ internals
 
     def _run_task(self, task: str, task_path: str) -> dict[str, Any]:
         self.params.current_task = task
+        if task in TRANSFER_TASKS:
+            return self._run_transfer(task, task_path)
         if task in STS_SUBSETS:
             groups = load_sts_year(task_path, task)
         else:
@@ -170,6 +216,30 @@ class SE:
                 results[split]["spearman"],
                 results[split]["nsamples"],
             )
+        return results
+
+    def _run_transfer(self, name: str, task_path: str) -> dict[str, Any]:
+        """Load, embed every distinct sentence once, then train and test the classifier; time each part."""
+        start = time.perf_counter()
+        task = TRANSFER_TASKS[name](task_path)
+        index: dict[Sentence, int] = {}
+        for sentence in task.sentences():
+            index.setdefault(sentence, len(index))
+        unique = [list(tokens) for tokens in index]
+        loaded = time.perf_counter()
+        self.prepare(self.params, unique)
+        embeddings = self._encode(name, unique)
+        encoded = time.perf_counter()
+
+        def embed(sentences: Sequence[Sentence]) -> np.ndarray:
+            return embeddings[np.fromiter((index[s] for s in sentences), dtype=np.int64, count=len(sentences))]
+
+        results = task.run(embed, self.transfer)
+        done = time.perf_counter()
+        results["nsentences"] = len(unique)
+        results["time"] = {"load_s": loaded - start, "encode_s": encoded - loaded, "classifier_s": done - encoded}
+        logger.info("%s: devacc=%.2f acc=%.2f (encode %.1fs, classifier %.1fs)", name, results["devacc"],
+                    results["acc"], encoded - loaded, done - encoded)
         return results
 
     def _similarities(self, task: str, groups: dict[str, STSPairs]) -> dict[str, np.ndarray]:

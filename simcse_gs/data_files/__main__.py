@@ -14,11 +14,12 @@ from .download import WIKI_SAMPLE, ChecksumError, DataError, fetch_wiki_sample
 from .locations import DATA_ENV, PROG, resolve_sts_data, resolve_train_file, train_file_candidates
 from .snli import SNLI_TRIPLES, build_snli_triples
 from .sts import fetch_sts
+from .transfer import fetch_transfer, resolve_transfer_data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simcse_gs.data_files {train_file NAME | sts} [--fetch]``, ``... snli_triples SNLI_DIR``: print
-    the path to use (stdout); messages and the progress bar go to stderr."""
+    """``python -m simcse_gs.data_files {train_file NAME | sts | transfer} [--fetch]``, ``... snli_triples SNLI_DIR``:
+    print the path to use (stdout); messages and the progress bar go to stderr."""
     parser = argparse.ArgumentParser(prog=PROG, description=PACKAGE_DOC,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -26,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.add_argument("path", help=f"a path or basename, e.g. data/{WIKI_SAMPLE.name}")
     sts = sub.add_parser("sts", help="find (or with --fetch download) the STS sets; prints the folder")
     sts.add_argument("--senteval_data", default=None, help="the folder to use (default: $SENTEVAL_DATA, ...)")
-    for p in (train, sts):
+    transfer = sub.add_parser("transfer", help="find (or with --fetch download) SentEval's transfer tasks (MR, CR, "
+                              "SUBJ, MPQA, SST2, TREC, MRPC); prints the folder")
+    transfer.add_argument("--senteval_data", default=None, help="the folder to use (default: $SENTEVAL_DATA, ...)")
+    for p in (train, sts, transfer):
         p.add_argument("--fetch", action="store_true", help="download what is missing (needs the network)")
         p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     triples = sub.add_parser("snli_triples", help=f"build {SNLI_TRIPLES} from SentEval-format SNLI dev/test")
@@ -44,6 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "scripts/download_data.sh for SimCSE's full files, or set TRAIN_FILE / "
                                     f"${DATA_ENV}.")
                 found = str(fetch_wiki_sample(progress=not args.no_progress))
+        elif args.what == "transfer":
+            found = resolve_transfer_data(args.senteval_data)
+            if found is None:
+                named = args.senteval_data or os.environ.get("SENTEVAL_DATA")
+                if not args.fetch:
+                    raise DataError(f"SentEval transfer tasks not found{f' in {named}' if named else ''}: set "
+                                    "SENTEVAL_DATA (or --senteval_data) to a folder with MR/ CR/ SUBJ/ MPQA/ "
+                                    "SST/binary/ TREC/ MRPC/, or download them with python -m simcse_gs.data_files "
+                                    "transfer --fetch (checksums verified)")
+                found = str(fetch_transfer(named or None, progress=not args.no_progress))
         else:
             found = resolve_sts_data(args.senteval_data)
             if found is None:
