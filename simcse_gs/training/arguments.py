@@ -154,6 +154,12 @@ class SimCSETrainingArguments(TrainingArguments):
         metadata={"help": "Kept False: a NaN/inf loss stops training (NonFiniteLossError) before it is logged, and "
                   "the filter's per-step check would make every step wait for the GPU."},
     )
+    mini_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Cached contrastive loss (GradCache): embed the per-device batch M examples at a time, so "
+                  "activations need one chunk's memory whatever the batch; same loss and gradients, about one extra "
+                  "forward without graph per chunk. Default (or M >= the per-device batch): no caching."},
+    )
 
     def __post_init__(self) -> None:
         launched = int(os.environ.get("WORLD_SIZE", "1"))  # processes started by torchrun / accelerate launch
@@ -183,6 +189,7 @@ class SimCSETrainingArguments(TrainingArguments):
                 "--per_device_train_batch_size must be >= 2: the contrastive loss takes its negatives from the "
                 "other sentences of the batch, so a batch of 1 has none."
             )
+        self._check_mini_batch_size()
         if self.output_dir and os.path.isdir(self.output_dir) and os.listdir(self.output_dir):
             if not (self.overwrite_output_dir or self.resume_from_checkpoint):  # never clobber a user's results
                 raise ValueError(
@@ -190,3 +197,27 @@ class SimCSETrainingArguments(TrainingArguments):
                     "folder, resume with --resume_from_checkpoint, or pass --overwrite_output_dir to write into it "
                     "(files are overwritten, never deleted)."
                 )
+
+    def _check_mini_batch_size(self) -> None:
+        """Refuse a cached loss this setup cannot run: the cached step embeds through the bare model, beside the
+        wrappers that would otherwise shard parameters or split the batch."""
+        size = self.mini_batch_size
+        if size is None:
+            return
+        if size < 1:
+            raise ValueError(f"--mini_batch_size must be >= 1 (examples per chunk of the cached loss), got {size}; "
+                             "leave it unset for no caching.")
+        optim = str(getattr(self.optim, "value", self.optim))
+        refused = {
+            "--deepspeed": bool(self.deepspeed),
+            "--fsdp": bool(self.fsdp),
+            "--parallelism_config": self.parallelism_config is not None,
+            f"--optim {optim}": optim in ("lomo", "adalomo"),  # they update inside every backward
+            f"{self.n_gpu} GPUs in one process (DataParallel)": self.n_gpu > 1,
+        }
+        for what, present in refused.items():
+            if present:
+                hint = ("launch one process per GPU: torchrun --nproc_per_node N train.py ..." if "GPUs" in what
+                        else f"drop {what.split()[0]} (DDP through torchrun / accelerate launch is supported)")
+                raise ValueError(f"--mini_batch_size (the cached loss) does not support {what}: {hint}, or train "
+                                 "without --mini_batch_size.")

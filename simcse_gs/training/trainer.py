@@ -1,9 +1,10 @@
 """SimCSETrainer: the Hugging Face Trainer with the Gumbel temperature, GS logging, STS evaluation, and their own
 learning rates for the proxy and the head.
 
-Only public extension points are overridden: ``compute_loss``, ``log``, ``evaluate``, ``create_optimizer``, and
-``save_model`` / ``create_model_card`` for the model card (:mod:`simcse_gs.model_card`) that every saved folder gets
-(plus one callback, :class:`FiniteLossCheck`).
+Only public extension points are overridden: ``compute_loss``, ``training_step`` (the cached loss of
+``--mini_batch_size``, :mod:`.cached_loss`), ``log``, ``evaluate``, ``create_optimizer``, and ``save_model`` /
+``create_model_card`` for the model card (:mod:`simcse_gs.model_card`) that every saved folder gets (plus one
+callback, :class:`FiniteLossCheck`).
 
 No host synchronisation per training step: the logged statistics are summed on the device and read at logging
 time, and a non-finite loss is recorded on the device and checked only where training is about to log, evaluate,
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import speed_metrics
 
@@ -33,6 +35,7 @@ from ..model.gumbel import TauSchedule
 from ..model.keep import KeepStatsAccumulator
 from ..sharing.hub import HubFilesCallback
 from ..sharing.model_card import checkpoint_usage, metric_facts, training_facts, write_model_card
+from .cached_loss import average_gradients, cached_backward
 
 LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
 
@@ -121,6 +124,7 @@ class SimCSETrainer(Trainer):
         self._bad_step: torch.Tensor | None = None
         self._bad_loss: torch.Tensor | None = None
         self._step_epochs: dict[int, float] = {}
+        self._gradients_checked = False  # the cached loss checks once that every process has the same gradients
         self.add_callback(FiniteLossCheck(self))
         self.model_card_data = dict(model_card_data or {})
         self.add_callback(HubFilesCallback(self))
@@ -138,23 +142,61 @@ class SimCSETrainer(Trainer):
                                                self.args.per_device_train_batch_size))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        tau = self.current_tau
-        if model.training:  # count this forward within the optimizer step (the example-counted schedule needs it)
-            step = self.state.global_step
-            self._micro = (step, self._micro[1] + 1 if self._micro[0] == step else 1)
+        tau = self._start_forward(model.training)
         outputs = model(**inputs, tau=tau)
         loss = outputs.loss
         if model.training:
-            self._record_loss(loss)
-            if self._log_tau:
-                self._sums["tau"] += tau  # the temperature this forward used
-                self._counts["tau"] += 1
-            for key in LOGGED_OUTPUTS:
-                value = outputs.get(key)
-                if value is not None:
-                    self._sums[key] += value.detach().to(_sum_dtype(value.device))  # stays on the device
-                    self._counts[key] += 1
+            self._record_outputs(outputs, tau)
         return (loss, outputs) if return_outputs else loss
+
+    def _start_forward(self, training: bool) -> float | None:
+        """The temperature of this forward; a training forward is counted within the optimizer step (the
+        example-counted schedule needs it)."""
+        tau = self.current_tau
+        if training:
+            step = self.state.global_step
+            self._micro = (step, self._micro[1] + 1 if self._micro[0] == step else 1)
+        return tau
+
+    def _record_outputs(self, outputs: Any, tau: float | None) -> None:
+        """The NaN check and the logged sums of one training forward (device tensors: no host sync)."""
+        self._record_loss(outputs.loss)
+        if self._log_tau:
+            self._sums["tau"] += tau  # the temperature this forward used
+            self._counts["tau"] += 1
+        for key in LOGGED_OUTPUTS:
+            value = outputs.get(key)
+            if value is not None:
+                self._sums[key] += value.detach().to(_sum_dtype(value.device))  # stays on the device
+                self._counts[key] += 1
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step, or with ``--mini_batch_size`` smaller than the batch the cached loss
+        (:func:`~.cached_loss.cached_backward`): the same loss and gradients, one chunk's activations at a time.
+
+        As the Trainer's step: the loss (and so every gradient) is divided by the micro-batches of this optimizer
+        step, fp16 loss scaling comes from ``accelerator.backward`` and autocast from ``accelerator.autocast``. Under
+        DDP the gradients are averaged by hand (:func:`~.cached_loss.average_gradients`) on the micro-batch that the
+        Trainer runs outside ``no_sync``, so once per optimizer step.
+        """
+        size = getattr(self.args, "mini_batch_size", None)
+        if size is None or inputs["input_ids"].shape[0] <= size:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        divisor = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        tau = self._start_forward(True)
+        with self.compute_loss_context_manager():
+            outputs = cached_backward(self.accelerator.unwrap_model(model), inputs, size, tau,
+                                      backward=self.accelerator.backward, autocast=self.accelerator.autocast,
+                                      loss_divisor=divisor)
+        if isinstance(model, DistributedDataParallel) and model.require_backward_grad_sync:
+            average_gradients(model.module, check=not self._gradients_checked)
+            self._gradients_checked = True
+        self._record_outputs(outputs, tau)
+        return outputs.loss / divisor
 
     def _record_loss(self, loss: torch.Tensor) -> None:
         """Remember the first non-finite loss on its device (no host sync); :meth:`check_finite_loss` reads it."""

@@ -3,7 +3,10 @@
     python -m torch.distributed.run --nproc_per_node N tests/training/ddp_worker.py MODEL_DIR OUT_FILE
 
 Each process takes its contiguous shard of the global batch; rank 0 writes, per scenario, the loss and every
-gradient (after DDP's all-reduce). The same global batch on 1 process must give the same numbers.
+gradient (after DDP's all-reduce). The same global batch on 1 process must give the same numbers. Every scenario
+also runs with the cached loss (``cached_<name>``: chunks of :data:`MINI_BATCH` examples, gradients averaged by
+:func:`~simcse_gs.training.cached_loss.average_gradients`) next to the same step without it (``content_<name>``),
+both on :class:`ContentNoise`, whose draws do not depend on how the batch is sharded or chunked.
 
 What differs between 1 and N processes is made equal, so that only the cross-process code is compared:
 
@@ -20,16 +23,21 @@ What differs between 1 and N processes is made equal, so that only the cross-pro
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+import simcse_gs.model.keep_policy as keep_policy
 import simcse_gs.model.policy_gumbel as policy_gumbel
 import simcse_gs.model.policy_reinforce as policy_reinforce
 from simcse_gs.model import SimCSEGSModel
 from simcse_gs.model.gumbel import KEEP
+from simcse_gs.model.policy_random_drop import sentence_hash_uniform
+from simcse_gs.training.cached_loss import average_gradients, cached_backward
 
 SENTENCES = [f"sentence number {i} talks about {w}" for i, w in enumerate("cats dogs rain stocks music art".split())]
 SENTENCES[2] += " and much more than the others do"  # different lengths: the shards' token counts differ
@@ -45,6 +53,7 @@ SCENARIOS: dict[str, dict] = {
     "gs_keep_rate_penalty": {**GS, "pooler_type": "avg", "gs_keep_rate_weight": 2.0, "gs_target_keep_rate": 0.3},
 }
 TAU = 0.7
+MINI_BATCH = 2  # the cached scenarios' chunks: 2 + 2 + 2 examples on one process, 2 + 1 on each of two
 
 
 class GlobalNoise:
@@ -112,10 +121,99 @@ def run_scenario(model_dir: str, settings: dict, rank: int, world: int) -> dict:
     return {"loss": out.loss.detach(), "contrastive_loss": out.contrastive_loss, "grads": grads}
 
 
+class ContentNoise:
+    """Draws that are a function of a sentence's tokens, the position and the draw's index within one keep decision:
+    the same for a sentence in any shard or chunk, and in the cached loss's replay (which restores the RNG, not a
+    counter). Replaces the Gumbel noise (``soft``/``st``) and REINFORCE's uniforms, as :class:`GlobalNoise` does."""
+
+    def __init__(self) -> None:
+        self.ids: torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None
+        self.draw = 0
+
+    def uniform(self, salt: int) -> torch.Tensor:
+        key = 4 * self.draw + salt + 1
+        return sentence_hash_uniform(self.ids * 31 + key, self.mask).clamp(1e-6, 1 - 1e-6)
+
+    def gumbel(self) -> torch.Tensor:
+        noise = torch.stack([-(-self.uniform(salt).log()).log() for salt in (0, 1)], dim=-1)
+        self.draw += 1
+        return noise
+
+    def bernoulli_uniform(self) -> torch.Tensor:
+        u = self.uniform(2)
+        self.draw += 1
+        return u
+
+
+@contextmanager
+def content_noise() -> Iterator[ContentNoise]:
+    """Install :class:`ContentNoise` in the proxy policies for the duration (restored afterwards)."""
+    noise = ContentNoise()
+    originals = (keep_policy.ProxyPolicy.train_keep, policy_gumbel.sample_keep, policy_reinforce.bernoulli_keep)
+
+    def train_keep(self, model, input_ids, attention_mask, n_views, tau, **kwargs):
+        noise.ids, noise.mask, noise.draw = input_ids, attention_mask, 0
+        return originals[0](self, model, input_ids, attention_mask, n_views, tau, **kwargs)
+
+    def sample_keep(logits: torch.Tensor, tau: float, hard: bool = False) -> torch.Tensor:
+        soft = ((logits.float() + noise.gumbel()) / tau).softmax(dim=-1)
+        if hard:
+            index = soft.argmax(dim=-1, keepdim=True)
+            soft = torch.zeros_like(soft).scatter_(-1, index, 1.0) - soft.detach() + soft
+        return soft[..., KEEP]
+
+    def bernoulli_keep(logits: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (noise.bernoulli_uniform() < logits.float().softmax(dim=-1)[..., KEEP]).float()
+
+    keep_policy.ProxyPolicy.train_keep = train_keep
+    policy_gumbel.sample_keep, policy_reinforce.bernoulli_keep = sample_keep, bernoulli_keep
+    try:
+        yield noise
+    finally:
+        keep_policy.ProxyPolicy.train_keep = originals[0]
+        policy_gumbel.sample_keep, policy_reinforce.bernoulli_keep = originals[1], originals[2]
+
+
+def run_content_scenario(model_dir: str, settings: dict, rank: int, world: int, cached: bool) -> dict:
+    """One step on :class:`ContentNoise`: through DDP's forward, or the cached loss (then averaged by hand)."""
+    settings = dict(settings)
+    n_sent = settings.pop("n_sent", 1)
+    torch.manual_seed(0)
+    model = SimCSEGSModel.from_backbone(model_dir, **settings)
+    if model.proxy is not None:
+        nn.init.normal_(model.proxy.head.weight, std=0.5)
+        nn.init.normal_(model.proxy.head.bias, std=0.5)
+    if hasattr(model, "reinforce_baseline"):
+        model.reinforce_baseline.fill_(1.0)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    model.train()
+    batch = batch_of(model, n_sent, rank, world)
+    ddp = nn.parallel.DistributedDataParallel(model)
+    with content_noise():
+        if cached:
+            out = cached_backward(ddp.module, batch, MINI_BATCH, TAU)
+            average_gradients(ddp.module, check=True)
+        else:
+            out = ddp(**batch, tau=TAU)
+            out.loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    baseline = getattr(model, "reinforce_baseline", torch.tensor(0.0)).detach().clone()
+    return {"loss": out.loss.detach(), "contrastive_loss": out.contrastive_loss, "grads": grads,
+            "baseline": baseline}
+
+
 def main(model_dir: str, out_file: str) -> None:
-    dist.init_process_group("gloo", timeout=timedelta(seconds=60))  # fail, never hang
+    # Generous: on a loaded machine the two processes may reach the first collective minutes apart.
+    dist.init_process_group("gloo", timeout=timedelta(seconds=300))  # fail, never hang
     rank, world = dist.get_rank(), dist.get_world_size()
     results = {name: run_scenario(model_dir, settings, rank, world) for name, settings in SCENARIOS.items()}
+    for name, settings in SCENARIOS.items():
+        results[f"content_{name}"] = run_content_scenario(model_dir, settings, rank, world, cached=False)
+        results[f"cached_{name}"] = run_content_scenario(model_dir, settings, rank, world, cached=True)
     if rank == 0:
         torch.save(results, out_file)
     dist.destroy_process_group()
