@@ -8,7 +8,7 @@
 #   bash scripts/quickstart.sh --fetch_only         # only find (or download) the data, print where it is
 #
 # Data. Where a local copy exists it is used; where it is absent and the network is there, it is downloaded, with a
-# progress bar and checksums (simcse_gs/data_files.py): the STS sets (SimCSE's senteval.tar, 54 files checked) into
+# progress bar and checksums (the simcse_gs/data_files package): the STS sets (SimCSE's senteval.tar, 54 files checked) into
 # $SENTEVAL_DATA or SentEval/data/downstream, and a 1.28 MB sample of SimCSE's wiki1m (its first 11,914 lines,
 # an HTTP range request, SHA-256 checked) into $SIMCSE_GS_DATA or data/. Offline, it says so and stops.
 #

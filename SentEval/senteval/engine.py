@@ -145,13 +145,13 @@ class SE:
         transfer = [n for n in names if n in TRANSFER_TASKS]
         folders = (*STS_FOLDERS, *(TRANSFER_TASKS[n].folder.split("/")[0] for n in transfer))
         task_path = resolve_task_path(self.params.get("task_path"), folders)
-        self._check_transfer_data(transfer, task_path)
+        self.check_transfer_data(transfer, task_path)
         self.params.task_path = task_path
         self.results = {task: self._run_task(task, task_path) for task in names}
         return self.results[name] if isinstance(name, str) else self.results
 
     @staticmethod
-    def _check_transfer_data(names: Sequence[str], task_path: str) -> None:
+    def check_transfer_data(names: Sequence[str], task_path: str) -> None:
         """Before encoding anything: a transfer task whose folder is absent, or one of whose files is missing."""
         absent = [n for n in names if not (Path(task_path) / TRANSFER_TASKS[n].folder).is_dir()]
         if absent:

@@ -1,12 +1,15 @@
-"""STS evaluation (SentEval, cosine similarity, Spearman) of simcse-gs checkpoints and plain HF encoders.
+"""SentEval evaluation of simcse-gs checkpoints and plain HF encoders: STS (cosine similarity, Spearman) and the
+transfer tasks (logistic regression on frozen embeddings, accuracy).
 
 The logic of ``python evaluation.py`` (a thin wrapper around :func:`main`):
 
     python evaluation.py --model_name_or_path outputs/unsup-gs --mode test
     python evaluation.py --model_name_or_path bert-base-uncased outputs/unsup-gs --pooler avg --mode dev
     python evaluation.py --model_name_or_path outputs/unsup-gs --tasks STSBenchmark SICKRelatedness
+    python evaluation.py --model_name_or_path outputs/unsup-gs --task_set transfer --mode fasttest
 
-Prints markdown tables (SimCSE's protocol; the original GS repo's columns; keep statistics and wall time) and,
+Prints markdown tables (SimCSE's protocol; the original GS repo's columns; SimCSE's transfer table; keep statistics
+and wall time) and,
 with ``--output_json``, writes every number. See docs/EVALUATION.md for how each column is computed. In Python,
 :func:`evaluate` returns the numbers and raises :class:`EvaluationError`; :func:`main` is the command line (see
 :mod:`simcse_gs.cli`): bad input ends with one line on stderr, ``evaluation.py: error: ...``, and exit status 2.
@@ -33,6 +36,7 @@ import senteval
 from ..cli import RUN_FAILURE, USAGE_ERROR, fail
 from ..model.configuration import check_keep_budget
 from ..model.keep import KeepStatsAccumulator
+from ..model.layer_pruning import SCORERS, PruneSchedule
 from ..model.pooling import POOLER_TYPES
 from ..model.precision import PRECISIONS
 from ..model_folder import ModelFolderError, inspect_model, load_checkpoint, max_input_length
@@ -48,11 +52,24 @@ from .sts import (
     simcse_summary,
     split_summary,
 )
+from .transfer import (
+    MODE_PROTOCOL,
+    TRANSFER_SET,
+    TRANSFER_TABLE,
+    TRANSFER_TASKS,
+    check_transfer_data,
+    evaluate_transfer,
+    find_task_data,
+    transfer_summary,
+    transfer_times,
+)
 
 PROG = "evaluation.py"
 DEV_TASKS = ("STSBenchmark", "SICKRelatedness")
 TEST_SPLITS = ("train", "dev", "test", "train_and_dev", "all")  # everything both test tables need
-TASK_SETS = {"sts": ALL_TASKS}
+# SimCSE's task sets (``na``: the --tasks list). The transfer set adds SentEval's SICK-E to SimCSE's seven tasks.
+TASK_SETS = {"sts": ALL_TASKS, "transfer": TRANSFER_TASKS, "full": (*ALL_TASKS, *TRANSFER_TASKS)}
+EVAL_TASKS = (*ALL_TASKS, *TRANSFER_TASKS)
 KEEP_KEYS = ("keep_rate", "keep_prob", "keep_entropy")
 
 
@@ -81,9 +98,12 @@ class EvalArguments:
     )
     mode: str = field(
         default="test",
-        metadata={"choices": ["dev", "test"],
-                  "help": "dev: STS-B dev + SICK-R dev only (fast, for model selection); test: all seven tasks with "
-                  "every split both result tables need."},
+        metadata={"choices": list(MODE_PROTOCOL),
+                  "help": "As SimCSE's: dev: STS-B dev + SICK-R dev, and the transfer tasks' validation accuracy "
+                  "under the fast classifier (for model selection); test: the STS test tables, and the transfer "
+                  "tasks' test accuracy under SentEval's full classifier (10 folds, Adam, batch 64, tenacity 5, epoch "
+                  "size 4); fasttest: as test with the fast classifier (5 folds, RMSprop, batch 128, tenacity 3, "
+                  "epoch size 2). STS is the same in test and fasttest."},
     )
     protocol: str = field(
         default="both",
@@ -94,16 +114,20 @@ class EvalArguments:
     )
     tasks: list[str] | None = field(
         default=None,
-        metadata={"help": f"Explicit SentEval task list, any of: {', '.join(ALL_TASKS)} (default: by --mode). "
-                  "In dev mode only STSBenchmark and SICKRelatedness have a dev split."},
+        metadata={"help": f"Explicit SentEval task list, any of: {', '.join(EVAL_TASKS)} (default: the sts set). "
+                  "In dev mode, of the STS tasks only STSBenchmark and SICKRelatedness have a dev split."},
     )
     task_set: str | None = field(
-        default=None, metadata={"choices": list(TASK_SETS), "help": "sts: all seven STS tasks."}
+        default=None,
+        metadata={"choices": [*TASK_SETS, "na"],
+                  "help": "sts: the seven STS tasks (the default; in dev mode STS-B and SICK-R); transfer: MR, CR, "
+                  "SUBJ, MPQA, SST2, TREC, MRPC and SICKEntailment; full: both; na: the --tasks list."},
     )
     senteval_data: str | None = field(
         default=None,
-        metadata={"help": "Folder with STS/ and SICK/ (default: $SENTEVAL_DATA, else SentEval/data/downstream, else "
-                  "the shared copy ../shared/data/downstream beside the checkout)."},
+        metadata={"help": "SentEval's data/downstream folder: STS/ and SICK/, and MR/, CR/, ... for the transfer "
+                  "tasks (default: $SENTEVAL_DATA, else SentEval/data/downstream, else the shared copy "
+                  "../shared/data/downstream beside the checkout)."},
     )
     batch_size: int = field(default=128, metadata={"help": "Sentences per encoder batch."})
     max_length: int | None = field(
@@ -134,31 +158,59 @@ class EvalArguments:
         metadata={"help": "simcse-gs checkpoints: remove the dropped tokens from the input (exact, and faster, under "
                   "the renormalised attention, --gs_attn_renorm) instead of masking them."},
     )
+    prune_layers: list[int] | None = field(
+        default=None,
+        metadata={"help": "In-encoder pruning: after each of these layers (1-based, increasing), keep the best share "
+                  "--prune_keep_rates of every sentence's tokens; later layers run on what is left (plain BERT/RoBERTa "
+                  "encoders and simcse-gs checkpoints; default: off, or a checkpoint's own schedule)."},
+    )
+    prune_keep_rates: list[float] | None = field(
+        default=None, metadata={"help": "One keep rate in (0, 1] per --prune_layers entry, non-increasing."}
+    )
+    prune_scorer: str = field(
+        default="attention",
+        metadata={"choices": list(SCORERS),
+                  "help": "What in-encoder pruning keeps: attention (the attention a token receives), first, idf "
+                  "(rarest first; --idf_file), random, merge (token merging), learned (a checkpoint's trained "
+                  "heads)."},
+    )
+    idf_file: str | None = field(
+        default=None,
+        metadata={"help": "IDF table of --prune_scorer idf for plain encoders: a JSON list (one value per vocabulary "
+                  "id), a JSON object {token: idf} (tokens not in it count as the rarest), or a torch file (.pt) "
+                  "of the tensor. simcse-gs checkpoints use their own table."},
+    )
 
 
 # ---------------------------------------------------------------------------------------------- arguments
 
 
 def resolve_tasks(args: EvalArguments) -> tuple[list[str], list[str]]:
-    """The tasks and STS-B/SICK-R splits to evaluate, from --mode, --tasks and --task_set."""
-    if args.tasks and args.task_set:
-        raise EvaluationError("give either --tasks or --task_set, not both")
+    """The tasks (STS first, then transfer, each in table order) and the STS-B/SICK-R splits to evaluate, from
+    --mode, --tasks and --task_set (SimCSE's: a set, or ``na`` and the --tasks list)."""
+    if args.tasks and args.task_set not in (None, "na"):
+        raise EvaluationError(f"give either --tasks or --task_set {args.task_set}, not both (--task_set na evaluates "
+                              "the --tasks list)")
+    if args.task_set == "na" and not args.tasks:
+        raise EvaluationError("--task_set na evaluates the --tasks list: give --tasks")
     if args.tasks:
-        unknown = [t for t in args.tasks if t not in ALL_TASKS]
+        unknown = [t for t in args.tasks if t not in EVAL_TASKS]
         if unknown:
-            raise EvaluationError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(ALL_TASKS)}")
+            raise EvaluationError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(EVAL_TASKS)}")
         tasks = list(dict.fromkeys(args.tasks))
-    elif args.task_set:
-        tasks = list(TASK_SETS[args.task_set])
     else:
-        tasks = list(DEV_TASKS if args.mode == "dev" else ALL_TASKS)
+        tasks = list(TASK_SETS[args.task_set or "sts"])
+        if args.mode == "dev":  # of the STS tasks, only these have a dev split
+            tasks = [t for t in tasks if t not in ALL_TASKS or t in DEV_TASKS]
+    sts = [t for t in ALL_TASKS if t in tasks]
+    transfer = [t for t in TRANSFER_TASKS if t in tasks]
     if args.mode == "dev":
-        no_dev = [t for t in tasks if t not in DEV_TASKS]
+        no_dev = [t for t in sts if t not in DEV_TASKS]
         if no_dev:
             raise EvaluationError(f"--mode dev evaluates dev splits, which {', '.join(no_dev)} do not have; "
                                   "use --mode test or --tasks STSBenchmark SICKRelatedness")
-        return tasks, ["dev"]
-    return [t for t in ALL_TASKS if t in tasks], list(TEST_SPLITS) if args.protocol == "both" else ["test"]
+        return [*sts, *transfer], ["dev"]
+    return [*sts, *transfer], list(TEST_SPLITS) if args.protocol == "both" else ["test"]
 
 
 def check_data(task_path: str, tasks: list[str], splits: list[str]) -> None:
@@ -169,8 +221,47 @@ def check_data(task_path: str, tasks: list[str], splits: list[str]) -> None:
             senteval.load_sts_year(task_path, task)
         elif task == "STSBenchmark":
             senteval.load_stsb(task_path, files)
-        else:
+        elif task == "SICKRelatedness":
             senteval.load_sick(task_path, files)
+    check_transfer_data(task_path, tasks)
+
+
+def load_idf(path: str, tokenizer: Any) -> torch.Tensor:
+    """The ``idf`` scorer's table from ``--idf_file`` (see its help), one value per vocabulary id."""
+    vocab_size = len(tokenizer)
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise EvaluationError(f"--idf_file {path}: no such file")
+    try:
+        if file.suffix in (".pt", ".pth", ".bin"):
+            table = torch.load(file, map_location="cpu", weights_only=True)
+        else:
+            table = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise EvaluationError(f"--idf_file {path}: cannot read it ({_first_line(exc)})") from None
+    if isinstance(table, dict):  # {token: idf}: tokens not listed are the rarest
+        vocab = tokenizer.get_vocab()
+        unknown = [t for t in table if t not in vocab]
+        if unknown:
+            raise EvaluationError(f"--idf_file {path}: {len(unknown)} token(s) not in the tokenizer's vocabulary, "
+                                  f"e.g. {unknown[0]!r}")
+        try:
+            values = {vocab[t]: float(v) for t, v in table.items()}
+        except (TypeError, ValueError):
+            raise EvaluationError(f"--idf_file {path}: the values must be numbers") from None
+        out = torch.full((vocab_size,), max(values.values(), default=1.0), dtype=torch.float32)
+        out[torch.tensor(list(values), dtype=torch.long)] = torch.tensor(list(values.values()), dtype=torch.float32)
+        return out
+    try:
+        out = torch.as_tensor(table, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise EvaluationError(f"--idf_file {path}: expected a list of numbers or a {{token: idf}} object") from None
+    if out.ndim != 1 or len(out) != vocab_size:
+        raise EvaluationError(f"--idf_file {path}: expected one value per vocabulary id ({vocab_size}), got shape "
+                              f"{list(out.shape)}")
+    if not torch.isfinite(out).all():
+        raise EvaluationError(f"--idf_file {path}: every value must be finite")
+    return out
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -237,20 +328,47 @@ def load_model(name: str, args: EvalArguments, device: torch.device) -> LoadedMo
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tasks: list[str],
-                   splits: list[str]) -> dict[str, Any]:
-    stats = KeepStatsAccumulator()
-    counts = {"sentences": 0}
-    selection = {}
+def inference_options(loaded: LoadedModel, args: EvalArguments, schedule: PruneSchedule | None) -> dict[str, Any]:
+    """The token-selection keywords of ``encode`` for this model (--keep_budget/--prune, the in-encoder pruning
+    schedule and its IDF table), refused with a one-line reason where this model cannot apply them."""
+    selection: dict[str, Any] = {}
     if args.keep_budget is not None or args.prune:
         if loaded.kind != "simcse_gs":
             raise EvaluationError(f"--keep_budget and --prune select tokens of simcse-gs checkpoints; {loaded.name} is "
                                   "a plain encoder")
-        try:
-            loaded.encoder.check_inference_options(args.keep_budget, args.prune)
-        except ValueError as exc:
-            raise EvaluationError(f"{loaded.name}: {exc}") from None
         selection = {"keep_budget": args.keep_budget, "prune": args.prune}
+    if loaded.kind == "simcse_gs":
+        if schedule is not None and args.idf_file:
+            raise EvaluationError(f"--idf_file is for plain encoders; {loaded.name} is a simcse-gs checkpoint, which "
+                                  "uses its own IDF table")
+        if schedule is not None and schedule.scorer == "idf" and getattr(loaded.encoder, "idf", None) is None:
+            raise EvaluationError(f"--prune_scorer idf needs an IDF table, which {loaded.name} has none of (a "
+                                  "checkpoint trained with --token_drop_heuristic idf has one)")
+        if selection or schedule is not None:
+            try:
+                loaded.encoder.check_inference_options(args.keep_budget, args.prune, schedule)
+            except ValueError as exc:
+                raise EvaluationError(f"{loaded.name}: {str(exc).rstrip('.')}") from None
+        return {**selection, **({"prune_schedule": schedule} if schedule is not None else {})}
+    if schedule is None:
+        return selection
+    try:
+        loaded.encoder.check_prune_schedule(schedule)
+    except ValueError as exc:
+        raise EvaluationError(f"{loaded.name}: {str(exc).rstrip('.')}") from None
+    idf = None
+    if schedule.scorer == "idf":
+        if not args.idf_file:
+            raise EvaluationError("--prune_scorer idf on a plain encoder needs --idf_file (its IDF table)")
+        idf = load_idf(args.idf_file, loaded.encoder.tokenizer)
+    return {"prune_schedule": schedule, "idf": idf}
+
+
+def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tasks: list[str],
+                   splits: list[str], schedule: PruneSchedule | None = None) -> dict[str, Any]:
+    stats = KeepStatsAccumulator()
+    counts = {"sentences": 0}
+    selection = inference_options(loaded, args, schedule)
 
     def encode(sentences: list[str]) -> torch.Tensor:
         counts["sentences"] += len(sentences)
@@ -258,16 +376,25 @@ def evaluate_model(loaded: LoadedModel, args: EvalArguments, task_path: str, tas
                                      show_progress_bar=args.progress, keep_stats=stats, precision=args.precision,
                                      **selection)
 
+    sts = [t for t in tasks if t in ALL_TASKS]
+    transfer = [t for t in tasks if t in TRANSFER_TASKS]
     start = time.perf_counter()
-    results = evaluate_sts(encode, task_path, tasks, splits, args.batch_size, args.progress)
+    results = evaluate_sts(encode, task_path, sts, splits, args.batch_size, args.progress) if sts else {}
+    if transfer:
+        results.update(evaluate_transfer(encode, task_path, transfer, MODE_PROTOCOL[args.mode], args.batch_size,
+                                         args.progress))
     record: dict[str, Any] = {"results": results, "eval_time_s": round(time.perf_counter() - start, 3),
                               "sentences_encoded": counts["sentences"]}
-    if args.mode == "dev":
-        record["dev"] = split_summary(results, "dev")
+    record["dev"] = split_summary(results, "dev") if sts and args.mode == "dev" else None
+    record["simcse"] = simcse_summary(results) if sts and args.mode != "dev" else None
+    complete = set(ALL_TASKS) <= set(results) and "all" in splits
+    record["original_gs"] = original_gs_summary(results) if complete else None
+    if transfer:
+        record["transfer"] = transfer_summary(results, "dev" if args.mode == "dev" else "test")
+        record["transfer_protocol"] = MODE_PROTOCOL[args.mode]
+        record["transfer_time"] = transfer_times(results)
     else:
-        record["simcse"] = simcse_summary(results)
-        complete = set(ALL_TASKS) <= set(results) and "all" in splits
-        record["original_gs"] = original_gs_summary(results) if complete else None
+        record["transfer"] = record["transfer_protocol"] = record["transfer_time"] = None
     record["keep_stats"] = (stats.compute() or None) if loaded.use_gs or selection else None
     return record
 
@@ -289,11 +416,11 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def format_report(records: list[dict[str, Any]], mode: str) -> str:
     out = []
-    if mode == "dev":
+    if any(r["dev"] is not None for r in records):
         rows = [[r["model"], *(_fmt(r["dev"].get(k)) for k, _ in DEV_TABLE)] for r in records]
         out += ["STS dev (Spearman x100, cosine; STS-B dev and SICK-R dev)", "",
-                markdown_table(["model", *(header for _, header in DEV_TABLE)], rows)]
-    else:
+                markdown_table(["model", *(header for _, header in DEV_TABLE)], rows), ""]
+    if any(r["simcse"] is not None for r in records):
         rows = [[r["model"], *(_fmt(r["simcse"].get(k)) for k, _ in SIMCSE_TABLE)] for r in records]
         out += ["SimCSE protocol (Spearman x100, cosine; STS12-16 'all', STS-B test, SICK-R test)", "",
                 markdown_table(["model", *(header for _, header in SIMCSE_TABLE)], rows)]
@@ -302,13 +429,24 @@ def format_report(records: list[dict[str, Any]], mode: str) -> str:
         out += ["", "original GS repo columns (Spearman x100; stsbenchmark and sickrelatedness pool "
                 "train+dev+test, see docs/EVALUATION.md)", ""]
         out += [markdown_table(["model", *ORIGINAL_GS_COLUMNS], gs_rows) if gs_rows
-                else "(needs all seven tasks; not computed)"]
+                else "(needs all seven tasks; not computed)", ""]
+    if any(r["transfer"] is not None for r in records):
+        what = "validation accuracy" if mode == "dev" else "test accuracy"
+        protocol = MODE_PROTOCOL[mode]
+        rows = [[r["model"], *(_fmt(r["transfer"].get(k)) for k, _ in TRANSFER_TABLE)] for r in records]
+        out += [f"Transfer tasks ({what} x100; SentEval's logistic regression, {protocol} protocol; Avg. over "
+                f"{', '.join(TRANSFER_SET)})", "", markdown_table(["model", *(h for _, h in TRANSFER_TABLE)], rows), ""]
+        rows = [[r["model"], str(r["transfer_time"]["sentences"]),
+                 *(_fmt(r["transfer_time"][k], 1) for k in ("load_s", "encode_s", "classifier_s"))]
+                for r in records if r["transfer_time"] is not None]
+        out += ["transfer tasks: distinct sentences embedded, and seconds spent", "",
+                markdown_table(["model", "sentences", "load s", "embed s", "classifier s"], rows), ""]
     rows = []
     for r in records:
         keep = r["keep_stats"] or {}
         rows.append([r["model"], r["kind"], r["pooler"], *(_fmt(keep.get(k), 4) for k in KEEP_KEYS),
                      _fmt(r["load_time_s"], 1), _fmt(r["eval_time_s"], 1), _fmt(r["wall_time_s"], 1)])
-    out += ["", "keep statistics on the evaluated sentences (GS checkpoints; decided tokens, inference rule) "
+    out += ["keep statistics on the evaluated sentences (GS checkpoints and pruning; decided tokens, inference rule) "
             "and wall time", "",
             markdown_table(["model", "kind", "pooler", *KEEP_KEYS, "load s", "eval s", "wall s"], rows)]
     return "\n".join(out)
@@ -350,10 +488,14 @@ def run(args: EvalArguments) -> dict[str, Any]:
         check_keep_budget(args.keep_budget)
     except ValueError as err:
         raise EvaluationError(str(err).rstrip(".")) from None
+    schedule = parse_prune_schedule(args)
     tasks, splits = resolve_tasks(args)
     device = resolve_device(args.device)
     try:
-        task_path = find_sts_data(args.senteval_data)
+        if any(t in TRANSFER_TASKS for t in tasks):
+            task_path = find_task_data(args.senteval_data, tasks)
+        else:
+            task_path = find_sts_data(args.senteval_data)
         check_data(task_path, tasks, splits)
     except senteval.SentEvalError as exc:
         raise EvaluationError(str(exc)) from None
@@ -362,14 +504,28 @@ def run(args: EvalArguments) -> dict[str, Any]:
     if not args.progress:
         transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars
     try:
-        return _evaluate_all(args, tasks, splits, task_path, device)
+        return _evaluate_all(args, tasks, splits, task_path, device, schedule)
     finally:
         if bars_were_on:
             transformers.utils.logging.enable_progress_bar()
 
 
+def parse_prune_schedule(args: EvalArguments) -> PruneSchedule | None:
+    """The in-encoder pruning schedule of --prune_layers / --prune_keep_rates / --prune_scorer (None: off)."""
+    try:
+        schedule = PruneSchedule.parse(args.prune_layers, args.prune_keep_rates, args.prune_scorer)
+    except ValueError as err:
+        raise EvaluationError(str(err).rstrip(".")) from None
+    if schedule is None and args.prune_scorer != "attention":
+        raise EvaluationError(f"--prune_scorer {args.prune_scorer} needs --prune_layers and --prune_keep_rates")
+    if args.idf_file and (schedule is None or schedule.scorer != "idf"):
+        raise EvaluationError("--idf_file is the table of --prune_scorer idf: give --prune_layers, "
+                              "--prune_keep_rates and --prune_scorer idf with it")
+    return schedule
+
+
 def _evaluate_all(args: EvalArguments, tasks: list[str], splits: list[str], task_path: str,
-                  device: torch.device) -> dict[str, Any]:
+                  device: torch.device, schedule: PruneSchedule | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "args": dataclasses.asdict(args), "task_path": task_path, "mode": args.mode, "tasks": tasks,
         "splits": splits, "device": str(device),
@@ -383,7 +539,7 @@ def _evaluate_all(args: EvalArguments, tasks: list[str], splits: list[str], task
         loaded = load_model(name, args, device)
         load_time = time.perf_counter() - start
         try:
-            record = evaluate_model(loaded, args, task_path, tasks, splits)
+            record = evaluate_model(loaded, args, task_path, tasks, splits, schedule)
         except senteval.SentEvalError as exc:
             raise EvaluationError(str(exc)) from None
         record = {"model": name, "kind": loaded.kind, "pooler": loaded.pooler, "use_gs": loaded.use_gs,

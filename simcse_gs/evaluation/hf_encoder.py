@@ -25,6 +25,7 @@ from ..model.encoding import (
     sentence_list,
 )
 from ..model.keep import KeepStatsAccumulator
+from ..model.layer_pruning import PruneSchedule, encode_pruned
 from ..model.pooling import check_pooler_type, pool
 from ..model.precision import autocast as precision_autocast
 from ..model.precision import check_precision
@@ -81,6 +82,35 @@ class HFEncoder:
             model = model.to(device)
         return cls(model, tokenizer, pooler_type, max_length or sentence_transformers_max_length(name_or_path))
 
+    def check_prune_schedule(self, schedule: PruneSchedule) -> None:
+        """Refuse a schedule this encoder cannot run: prune layers outside 1..L-1, a pooler that needs pruned
+        tokens' states, the learned scorer (a plain encoder has no trained heads), a model type without BERT's
+        layer layout."""
+        if self.model.config.model_type not in ("bert", "roberta"):
+            raise ValueError(f"In-encoder pruning runs BERT and RoBERTa layers, not '{self.model.config.model_type}'.")
+        schedule.check(self.model.config.num_hidden_layers, self.pooler_type)
+        if schedule.learned:
+            raise ValueError("--prune_scorer learned needs trained scorer heads, which a plain encoder has none of: "
+                             "use attention, first, idf, random or merge (or a checkpoint trained with --prune_scorer "
+                             "learned).")
+
+    def special_tokens_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Where the tokenizer's special tokens ([CLS]/[SEP], <s>/</s>) are: always kept by pruning."""
+        unchosen = {self.tokenizer.pad_token_id, self.tokenizer.unk_token_id, self.tokenizer.mask_token_id}
+        ids = sorted(set(self.tokenizer.all_special_ids) - unchosen)
+        return torch.isin(input_ids, torch.tensor(ids, device=input_ids.device))
+
+    def _embed_pruned(self, batch: dict[str, torch.Tensor], schedule: PruneSchedule, idf: torch.Tensor | None,
+                      keep_stats: KeepStatsAccumulator | None) -> torch.Tensor:
+        special = self.special_tokens_mask(batch["input_ids"])
+        encoding = encode_pruned(self.model, batch["input_ids"], batch["attention_mask"], special, schedule,
+                                 batch.get("token_type_ids"), idf=idf)
+        if keep_stats is not None:
+            keep_stats.update(*encoding.input_keep(batch["attention_mask"], special))
+        if self.pooler_type == "cls" and getattr(self.model, "pooler", None) is not None:
+            return self.model.pooler(encoding.state.hidden)
+        return encoding.pooled(self.pooler_type)
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -102,16 +132,21 @@ class HFEncoder:
         normalize_embeddings: bool = False,
         prompt: str | None = None,
         precision: str = "fp32",
+        prune_schedule: PruneSchedule | None = None,
+        idf: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> torch.Tensor | np.ndarray:
         """Sentence embeddings [N, H] (float32, CPU tensor) in input order; tokenised once, length-sorted batches.
 
-        ``keep_stats`` is accepted for interface compatibility and left untouched (a plain encoder keeps every
-        token). ``max_length`` overrides the encoder's own for this call (capped by the model's limit). The
+        ``keep_stats`` is left untouched without pruning (a plain encoder keeps every token). ``max_length``
+        overrides the encoder's own for this call (capped by the model's limit). The
         sentence-transformers arguments behave as in :meth:`SimCSEGSModel.encode`. ``precision``: ``fp32``, or
-        ``bf16`` / ``fp16`` autocast (see :mod:`simcse_gs.model.precision`).
+        ``bf16`` / ``fp16`` autocast (see :mod:`simcse_gs.model.precision`). ``prune_schedule`` prunes (or
+        merges) tokens inside the encoder with a training-free scorer (:mod:`simcse_gs.model.layer_pruning`; ``idf``
+        is the ``idf`` scorer's table); ``keep_stats`` then accumulates what is kept.
         """
-        del keep_stats
+        if prune_schedule is not None:
+            self.check_prune_schedule(prune_schedule)
         check_extra_encode_kwargs(kwargs)
         check_precision(precision)
         sentences, single = sentence_list(sentences, prompt)
@@ -119,6 +154,8 @@ class HFEncoder:
 
         @precision_autocast(precision, self.device)
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            if prune_schedule is not None:
+                return self._embed_pruned(batch, prune_schedule, idf, keep_stats)
             output = self.model(**batch, output_hidden_states=needs_all_layers)
             if self.pooler_type == "cls" and getattr(output, "pooler_output", None) is not None:
                 return output.pooler_output

@@ -18,6 +18,7 @@ from transformers import PretrainedConfig
 
 from .attention import ATTN_IMPLEMENTATIONS
 from .gumbel import TAU_UNITS, TauSchedule
+from .layer_pruning import SCORER_PRIORS, SCORERS, PruneSchedule
 from .pooling import HEAD_TYPES, POOLER_TYPES, resolve_head_type
 from .proxy import PROXY_HEADS
 from .registry import CONTROL_POLICIES, GS_POLICIES, REINFORCE_REWARDS, policy_class, policy_for, resolve_estimator
@@ -159,6 +160,30 @@ MODEL_SETTINGS: tuple[Setting, ...] = (
     Setting("token_drop_heuristic", str, "random",
             f"Which tokens the drop control drops: {' or '.join(DROP_HEURISTICS)} (random; idf: the most frequent in "
             "the training file first, the same in every view).", choices=DROP_HEURISTICS),
+    Setting("prune_layers", list[int] | None, None,
+            "Token pruning inside the encoder: prune after these layers (1-based, each in 1..L-1; several = a "
+            "progressive schedule, e.g. 2 4), so the later layers run on the kept tokens only, in training and at "
+            "inference. See simcse_gs/model/layer_pruning.py."),
+    Setting("prune_keep_rates", list[float] | None, None,
+            "Share of each sentence's decided tokens kept after each --prune_layers point, in (0, 1], non-increasing "
+            "(e.g. 0.8 0.5)."),
+    Setting("prune_scorer", str, "attention",
+            f"Which tokens the in-encoder pruning keeps, one of {', '.join(SCORERS)}: learned (a small head on the "
+            "hidden states, trained through a relaxed top-k; with --prune_scorer_prior), attention (PoWER-BERT's "
+            "attention received), first, idf, random, or merge (ToMe: merge similar tokens instead of dropping).",
+            choices=SCORERS),
+    Setting("prune_scorer_prior", str, "attention",
+            f"The learned scorer's prior, one of {', '.join(SCORER_PRIORS)}: attention = the head learns a correction "
+            "to the attention score (an untrained head prunes as --prune_scorer attention does); none = the head "
+            "alone.", choices=SCORER_PRIORS),
+    Setting("distill_weight", float, 0.0,
+            "Weight of the self-distillation term: the token-dropping model's sentence embedding is pulled towards the "
+            "same encoder's full-token embedding (no gradient through that teacher). 0 = off.",
+            check=_at_least_zero("distill_weight")),
+    Setting("distill_loss", str, "cosine",
+            "Self-distillation loss: cosine (1 - cos(student, teacher) per sentence, as embedding distillation "
+            "does) or similarity (KL between the teacher's and the student's in-batch similarity distributions, "
+            "as relational distillation does).", choices=("cosine", "similarity")),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in MODEL_SETTINGS}
 
@@ -184,6 +209,15 @@ def check_model_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"--token_drop_heuristic {values['token_drop_heuristic']} is a control without a proxy: use "
                          "it with --use_gs false.")
     policy_class(values).check_settings(values)  # what the chosen keep policy itself requires
+    schedule = PruneSchedule.parse(values["prune_layers"], values["prune_keep_rates"], values["prune_scorer"],
+                                   values["prune_scorer_prior"])
+    if schedule is not None and (values["use_gs"] or values["token_drop_rate"] > 0):
+        raise ValueError("--prune_layers selects tokens inside the encoder; the proxy (--use_gs) and the drop controls "
+                         "(--token_drop_rate) select them before it. Use one: --use_gs false --token_drop_rate 0 with "
+                         "--prune_layers.")
+    if values["distill_weight"] > 0 and schedule is None and not values["use_gs"] and not values["token_drop_rate"]:
+        raise ValueError("--distill_weight pulls a token-dropping model towards its full-token self: it needs tokens "
+                         "dropped in training (--prune_layers, --use_gs or --token_drop_rate).")
     return values
 
 
@@ -245,6 +279,17 @@ class SimCSEGSConfig(PretrainedConfig):
     def policy_name(self) -> str:
         """The registry name of the keep policy (:mod:`simcse_gs.model.registry`)."""
         return policy_for(self).name
+
+    @property
+    def prune_schedule(self) -> PruneSchedule | None:
+        """The in-encoder pruning schedule (:mod:`.layer_pruning`), None without ``prune_layers``."""
+        return PruneSchedule.parse(self.prune_layers, self.prune_keep_rates, self.prune_scorer,
+                                   self.prune_scorer_prior)
+
+    @property
+    def selects_at_inference(self) -> bool:
+        """Whether inference drops tokens (so an export must carry the whole model, not stock modules)."""
+        return bool(self.use_gs or self.inference_budget is not None or self.prune_layers)
 
     def encoder_config(self, which: str = "backbone") -> PretrainedConfig:
         """The backbone's (or ``which="proxy"``: the proxy's) own transformers config."""

@@ -42,6 +42,7 @@ from .encoding import (
 from .folder_checks import ModelFolderError, check_model_folder, looks_local
 from .keep import KeepStatsAccumulator
 from .keep_policy import InferenceKeep, KeepDecision, merge_decisions
+from .layer_pruning import LayerScorer, PrunedEncoding, PruneSchedule, encode_pruned
 from .loss import ContrastiveLoss
 from .mlm_head import build_mlm_head
 from .pooling import MLPHead, pool
@@ -66,6 +67,7 @@ class ViewEmbeddings:
     decision: KeepDecision
     mlm_loss_sum: torch.Tensor | None = None
     mlm_count: torch.Tensor | None = None
+    teacher: torch.Tensor | None = None  # [V, B, H] the full-token embeddings (self-distillation), no gradient
 
 
 @dataclass
@@ -77,9 +79,41 @@ class SimCSEGSOutput(ModelOutput):
     contrastive_loss: torch.Tensor | None = None
     mlm_loss: torch.Tensor | None = None
     keep_rate_loss: torch.Tensor | None = None
+    distill_loss: torch.Tensor | None = None
     keep_prob: torch.Tensor | None = None
     keep_rate: torch.Tensor | None = None
     keep_entropy: torch.Tensor | None = None
+
+
+def self_distillation_loss(z: torch.Tensor, teacher: torch.Tensor, kind: str, temp: float) -> torch.Tensor:
+    """Pull the token-dropping embeddings ``z`` [V, B, H] towards the full-token ``teacher`` [V, B, H].
+
+    ``cosine``: mean ``1 - cos(z, teacher)`` over every sentence, the embedding-matching objective of distillation
+    for sentence encoders (Reimers & Gurevych, 2020, "Making Monolingual Sentence Embeddings Multilingual using
+    Knowledge Distillation", there as MSE). ``similarity``: the KL divergence from the teacher's to the student's
+    in-batch similarity distribution (row i of ``cos(view 1, view 2) / temp``), matching relations rather than
+    points (Park et al., 2019, "Relational Knowledge Distillation"; Hinton et al., 2015, for the soft targets).
+    """
+    z, teacher = z.float(), teacher.float().detach()
+    if kind == "cosine":
+        return (1 - nn.functional.cosine_similarity(z, teacher, dim=-1)).mean()
+    def logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(a, dim=-1) @ nn.functional.normalize(b, dim=-1).T / temp
+    student_log_p = logits(z[0], z[1]).log_softmax(dim=-1)
+    teacher_log_p = logits(teacher[0], teacher[1]).log_softmax(dim=-1)
+    return nn.functional.kl_div(student_log_p, teacher_log_p, log_target=True, reduction="batchmean")
+
+
+def pruned_statistics(encoding: PrunedEncoding, attention_mask: torch.Tensor, special: torch.Tensor,
+                      drop_special: bool) -> dict[str, torch.Tensor]:
+    """keep_rate (decided tokens left after the last prune point / decided tokens of the input) as a detached
+    0-d tensor, and the decided-token count it is over."""
+    real = attention_mask.bool()
+    decided = real if drop_special else real & ~special.bool()
+    n_special = (real & special.bool()).sum(1) if not drop_special else torch.zeros_like(decided.sum(1))
+    left = (encoding.kept_tokens[-1] - n_special).clamp(min=0).sum().float()
+    n = decided.sum().float()
+    return {"keep_rate": (left / n.clamp(min=1)).detach(), "decided_tokens": n.detach()}
 
 
 class SimCSEGSModel(PreTrainedModel):
@@ -103,8 +137,20 @@ class SimCSEGSModel(PreTrainedModel):
         self.mlm_head = build_mlm_head(self.backbone.config) if config.do_mlm else None
         self.loss_fn = ContrastiveLoss(config.temp, config.hard_negative_weight)
         self.keep_policy.register_state(self)  # its buffers (IDF table, REINFORCE baseline) travel with the weights
+        self.prune_schedule = config.prune_schedule  # in-encoder pruning (None: off)
+        self.layer_scorer = None
+        if self.prune_schedule is not None:
+            self.prune_schedule.check(self.backbone.config.num_hidden_layers, config.pooler_type)
+            if self.prune_schedule.learned:
+                self.layer_scorer = LayerScorer(self.backbone.config.hidden_size, len(self.prune_schedule.layers))
         self.tokenizer = None
         self.post_init()
+
+    @property
+    def uses_tau(self) -> bool:
+        """Whether a training forward needs the annealed temperature ``tau``: the Gumbel policies, and the learned
+        in-encoder prune scorer (its relaxed top-k)."""
+        return self.keep_policy.uses_tau or (self.prune_schedule is not None and self.prune_schedule.learned)
 
     def _build_head(self, config: SimCSEGSConfig) -> MLPHead | None:
         """The head on the pooled vector (kept under the name ``mlp`` for every head type: see :class:`MLPHead`)."""
@@ -120,6 +166,8 @@ class SimCSEGSModel(PreTrainedModel):
         # Only our own heads: the encoders come initialised (and are then overwritten by pretrained weights).
         if self.proxy is not None and module is self.proxy.head:
             self.proxy.reset_head()
+        elif self.layer_scorer is not None and module is self.layer_scorer:
+            self.layer_scorer.reset_parameters()
         elif module is self:
             self.keep_policy.init_state(self)
         elif self.mlp is not None and module is self.mlp.dense:
@@ -271,7 +319,8 @@ class SimCSEGSModel(PreTrainedModel):
         token_keep: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all).
+        """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all), every token
+        through every layer (in-encoder pruning: :meth:`embed_pruned`).
 
         ``position_ids`` are only given for a pruned batch (its tokens keep their original positions).
         """
@@ -296,6 +345,48 @@ class SimCSEGSModel(PreTrainedModel):
         if self.mlp is not None and (self.training or not self.config.mlp_only_train):
             z = self.mlp(z)
         return z
+
+    def embed_pruned(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        schedule: PruneSchedule | None = None,
+        tau: float | None = None,
+        prune: bool = True,
+        idf: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, PrunedEncoding]:
+        """Sentence vectors of a flat batch [N, L] with tokens pruned (or merged) inside the encoder after the
+        ``schedule``'s layers (default: the model's own), and what was kept (:mod:`.layer_pruning`).
+
+        ``tau`` (training a ``learned`` scorer): the kept set is a Gumbel-top-k sample whose relaxation trains the
+        scorer. ``prune=False`` masks the dropped tokens instead of removing them (the same vectors). ``idf``: the
+        table of the ``idf`` scorer (default: the model's own, where it has one).
+        """
+        schedule = schedule or self.prune_schedule
+        if schedule is None:
+            raise ValueError("No pruning schedule: pass one, or train with --prune_layers / --prune_keep_rates.")
+        schedule.check(self.backbone.config.num_hidden_layers, self.config.pooler_type)
+        if idf is None and hasattr(self, "idf"):
+            idf = self.idf
+        encoding = encode_pruned(self.backbone, input_ids, attention_mask, self.special_tokens_mask(input_ids),
+                                 schedule, token_type_ids, self.layer_scorer, idf, prune, tau,
+                                 self.config.gs_drop_special_tokens)
+        z = encoding.pooled(self.config.pooler_type)
+        if self.mlp is not None and (self.training or not self.config.mlp_only_train):
+            z = self.mlp(z)
+        return z, encoding
+
+    def teacher_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The self-distillation target: every token through every layer, dropout off, no gradient."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.embed(input_ids, attention_mask, token_type_ids)
+        finally:
+            self.train(was_training)
 
     # ------------------------------------------------------------------ forward
 
@@ -333,6 +424,10 @@ class SimCSEGSModel(PreTrainedModel):
 
         ids, mask, types = views(input_ids), views(attention_mask), views(token_type_ids)
         n_views = 2 if n_sent == 1 else n_sent
+        teacher = None
+        if self.config.distill_weight > 0:  # the full-token target of every view's sentence (unsup: one per pair)
+            teacher = self.teacher_embeddings(ids, mask, types).view(n_sent, batch, -1)
+            teacher = teacher.repeat(2, 1, 1) if n_sent == 1 else teacher
         # score -> keep (each unique sentence is scored once; unsup: two views of it)
         decision = KeepDecision([None])
         if self.keep_policy.drops_in_training:
@@ -341,9 +436,18 @@ class SimCSEGSModel(PreTrainedModel):
         if n_sent == 1:
             ids, mask = ids.repeat(2, 1), mask.repeat(2, 1)
             types = types.repeat(2, 1) if types is not None else None
-        # attend -> pool
-        z = self.embed(ids, mask, types, decision.stacked()).view(n_views, batch, -1)
-        out = ViewEmbeddings(z, decision)
+        # attend -> pool (in-encoder pruning: the keep decision is made inside the encoder)
+        if self.prune_schedule is not None:
+            if self.training and self.prune_schedule.learned and tau is None:
+                raise ValueError("Training the learned prune scorer needs the relaxed top-k's temperature: pass tau= "
+                                 "(the Trainer does, annealed as --init_tau/--min_tau/--tau_decay_rate).")
+            z, encoding = self.embed_pruned(ids, mask, types, tau=tau if self.training else None)
+            decision = KeepDecision([None], pruned_statistics(encoding, mask, self.special_tokens_mask(ids),
+                                                              self.config.gs_drop_special_tokens))
+            decision.decided_tokens = decision.statistics.pop("decided_tokens")
+        else:
+            z = self.embed(ids, mask, types, decision.stacked())
+        out = ViewEmbeddings(z.view(n_views, batch, -1), decision, teacher=teacher)
         if mlm_input_ids is not None and self.mlm_head is not None:
             flat_labels = views(mlm_labels)
             hidden = self.backbone(input_ids=views(mlm_input_ids), attention_mask=views(attention_mask))
@@ -372,20 +476,39 @@ class SimCSEGSModel(PreTrainedModel):
         keep_rate_loss = self.keep_policy.keep_rate_loss([part.decision for part in parts], self.training)
         if keep_rate_loss is not None:
             loss = loss + keep_rate_loss
+        distill_loss = None
+        if parts[0].teacher is not None:
+            teacher = torch.cat([part.teacher for part in parts], dim=1) if len(parts) > 1 else parts[0].teacher
+            distill_loss = self_distillation_loss(z, teacher, self.config.distill_loss, self.loss_fn.temp)
+            loss = loss + self.config.distill_weight * distill_loss
         return SimCSEGSOutput(
             loss=loss,
             embeddings=z[0],
             contrastive_loss=contrastive.detach(),
             mlm_loss=None if mlm_loss is None else mlm_loss.detach(),
             keep_rate_loss=keep_rate_loss,
+            distill_loss=None if distill_loss is None else distill_loss.detach(),
             **decision.statistics,
         )
 
     # ------------------------------------------------------------------ inference
 
-    def check_inference_options(self, keep_budget: float | None = None, prune: bool = False) -> float | None:
+    def check_inference_options(self, keep_budget: float | None = None, prune: bool = False,
+                                prune_schedule: PruneSchedule | None = None) -> float | None:
         """Refuse an inference keep budget or pruning this model cannot apply exactly; returns the budget in force."""
         check_keep_budget(keep_budget)
+        if prune_schedule is not None:
+            prune_schedule.check(self.backbone.config.num_hidden_layers, self.config.pooler_type)
+            if prune_schedule.learned and self.layer_scorer is None:
+                raise ValueError("--prune_scorer learned needs a checkpoint trained with it (its scorer heads); this "
+                                 "one has none: use a training-free scorer (attention, first, idf, random, merge).")
+            if self.keep_policy.uses_proxy or keep_budget is not None or prune:
+                raise ValueError("In-encoder pruning (--prune_layers) selects the tokens itself: it does not combine "
+                                 "with the proxy of a GS checkpoint, --keep_budget or --prune.")
+            if self.layer_scorer is not None and len(prune_schedule.layers) != len(self.prune_schedule.layers):
+                raise ValueError(f"This checkpoint's learned scorer has {len(self.prune_schedule.layers)} prune "
+                                 f"point(s), the schedule asks for {len(prune_schedule.layers)}.")
+            return None
         budget = self.config.inference_budget if keep_budget is None else keep_budget
         token_keep = self.keep_policy.drops_in_training
         if prune and token_keep and not self.config.gs_attn_renorm:
@@ -405,13 +528,21 @@ class SimCSEGSModel(PreTrainedModel):
         keep_stats: KeepStatsAccumulator | None = None,
         keep_budget: float | None = None,
         prune: bool = False,
+        prune_schedule: PruneSchedule | None = None,
     ) -> torch.Tensor:
         """Sentence vectors of one tokenised batch as :meth:`encode` gives them (call in eval mode): the inference
         keep rule under GS (or ``keep_budget``), dropped tokens masked or, with ``prune``, removed; the head only
         where SimCSE evaluates with it. The sentence-transformers module of an export (:mod:`.st_module`) calls
         this too, so both encode alike. Check the options with :meth:`check_inference_options` first."""
-        budget = self.config.inference_budget if keep_budget is None else keep_budget
         ids, mask, types = batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        schedule = prune_schedule or self.prune_schedule
+        if schedule is not None:  # in-encoder pruning
+            z, encoding = self.embed_pruned(ids, mask, types, schedule)
+            if keep_stats is not None:
+                keep_stats.update(*encoding.input_keep(mask, self.special_tokens_mask(ids),
+                                                       self.config.gs_drop_special_tokens))
+            return z
+        budget = self.config.inference_budget if keep_budget is None else keep_budget
         type_kwargs = {"token_type_ids": types} if types is not None else {}
         prob, keep, decided = self.inference_keep_weights(ids, mask, budget, **type_kwargs)
         if keep is None:
@@ -440,6 +571,7 @@ class SimCSEGSModel(PreTrainedModel):
         keep_budget: float | None = None,
         prune: bool = False,
         precision: str = "fp32",
+        prune_schedule: PruneSchedule | None = None,
         **kwargs: Any,
     ) -> torch.Tensor | np.ndarray:
         """Sentence embeddings [N, H] (float32, CPU tensor) in input order, with the inference keep rule under GS.
@@ -457,20 +589,21 @@ class SimCSEGSModel(PreTrainedModel):
         a proxy: by IDF or at random, per ``token_drop_heuristic``), overriding the model's own rule. ``prune``
         removes the dropped tokens from the input instead of masking them: the same embeddings under the
         renormalised attention (``gs_attn_renorm``), and fewer tokens to encode (:mod:`.pruning`).
-        ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (see :mod:`.precision`).
+        ``precision``: ``fp32``, or ``bf16`` / ``fp16`` autocast (see :mod:`.precision`). ``prune_schedule``
+        prunes (or merges) tokens inside the encoder (:mod:`.layer_pruning`; default: the model's own schedule).
         """
         check_extra_encode_kwargs(kwargs)
         sentences, single = sentence_list(sentences, prompt)
         if self.tokenizer is None:
             raise ValueError("This model has no tokenizer attached: load it with from_pretrained(checkpoint_dir).")
-        budget = self.check_inference_options(keep_budget, prune)
+        budget = self.check_inference_options(keep_budget, prune, prune_schedule)
         check_precision(precision)
         limit = max_input_length(self.tokenizer, self.backbone.config)
         device = next(self.parameters()).device
 
         @precision_autocast(precision, device)
         def embed_batch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return self.encode_batch(batch, keep_stats, budget, prune)
+            return self.encode_batch(batch, keep_stats, budget, prune, prune_schedule)
 
         was_training = self.training
         self.eval()

@@ -88,8 +88,8 @@ def export_model(
     cfg = model.config
     if model.tokenizer is None:
         raise ValueError("The model has no tokenizer attached: export a checkpoint folder (it holds the tokenizer).")
-    # the whole model whenever inference drops tokens: the GS proxy, or a control's keep budget (IDF / random)
-    with_proxy = (cfg.use_gs or cfg.inference_budget is not None) and not drop_proxy
+    # the whole model whenever inference drops tokens: the GS proxy, a control's keep budget, in-encoder pruning
+    with_proxy = cfg.selects_at_inference and not drop_proxy
     pooler = cfg.pooler_type
     if fmt == "st" and pooler not in ST_POOLING and not with_proxy:
         raise ValueError(

@@ -154,6 +154,13 @@ class SimCSETrainingArguments(TrainingArguments):
         metadata={"help": "Kept False: a NaN/inf loss stops training (NonFiniteLossError) before it is logged, and "
                   "the filter's per-step check would make every step wait for the GPU."},
     )
+    eval_transfer: bool = field(
+        default=False,
+        metadata={"help": "At every evaluation, also SentEval's transfer tasks (MR, CR, SUBJ, MPQA, SST2, TREC, MRPC): "
+                  "validation accuracy under the fast classifier (5 folds, RMSprop), as SimCSE's --eval_transfer; "
+                  "logged as eval_MR, ..., eval_avg_transfer (their mean). Minutes per evaluation on a CPU "
+                  "(about 123k sentences to embed). Needs evaluation (--eval_strategy steps or epoch)."},
+    )
     mini_batch_size: int | None = field(
         default=None,
         metadata={"help": "Cached contrastive loss (GradCache): embed the per-device batch M examples at a time, so "
@@ -190,6 +197,10 @@ class SimCSETrainingArguments(TrainingArguments):
                 "other sentences of the batch, so a batch of 1 has none."
             )
         self._check_mini_batch_size()
+        evaluates = str(getattr(self.eval_strategy, "value", self.eval_strategy)) != "no" or self.load_best_model_at_end
+        if self.eval_transfer and not evaluates:
+            raise ValueError("--eval_transfer adds the transfer tasks to the evaluation during training, which is off "
+                             "(--eval_strategy no): set --eval_strategy steps (with --eval_steps) or epoch.")
         if self.output_dir and os.path.isdir(self.output_dir) and os.listdir(self.output_dir):
             if not (self.overwrite_output_dir or self.resume_from_checkpoint):  # never clobber a user's results
                 raise ValueError(

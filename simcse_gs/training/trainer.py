@@ -31,13 +31,15 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import speed_metrics
 
 from ..evaluation.sts import STSEvaluator
+from ..evaluation.transfer import TransferEvaluator
 from ..model.gumbel import TauSchedule
 from ..model.keep import KeepStatsAccumulator
 from ..sharing.hub import HubFilesCallback
 from ..sharing.model_card import checkpoint_usage, metric_facts, training_facts, write_model_card
 from .cached_loss import average_gradients, cached_backward
 
-LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "keep_prob", "keep_rate", "keep_entropy")
+LOGGED_OUTPUTS = ("contrastive_loss", "mlm_loss", "keep_rate_loss", "distill_loss", "keep_prob", "keep_rate",
+                  "keep_entropy")
 
 
 def examples_seen(global_step: int, micro_step: int, accumulation_steps: int, per_device_batch_size: int) -> int:
@@ -103,18 +105,28 @@ class FiniteLossCheck(TrainerCallback):
 
 class SimCSETrainer(Trainer):
     def __init__(self, *args: Any, sts_evaluator: STSEvaluator | None = None,
-                 model_card_data: dict[str, Any] | None = None, **kwargs: Any):
-        """``model_card_data``: facts about the training data for the model card (train_file, examples, ...)."""
+                 model_card_data: dict[str, Any] | None = None,
+                 transfer_evaluator: TransferEvaluator | None = None, **kwargs: Any):
+        """``model_card_data``: facts about the training data for the model card (train_file, examples, ...).
+        ``transfer_evaluator``: the transfer tasks at every evaluation (default with ``--eval_transfer``: SimCSE's
+        seven, from the STS evaluator's data folder)."""
         # The Trainer refuses eval_strategy != "no" without an eval_dataset; our "eval dataset" is the evaluator.
         if sts_evaluator is not None and kwargs.get("eval_dataset") is None:
             kwargs["eval_dataset"] = sts_evaluator
         super().__init__(*args, **kwargs)
         self.sts_evaluator = sts_evaluator
+        if transfer_evaluator is None and getattr(self.args, "eval_transfer", False) and sts_evaluator is not None:
+            # built now, so missing or malformed transfer data fails before training starts
+            transfer_evaluator = TransferEvaluator(sts_evaluator.task_path, batch_size=sts_evaluator.batch_size,
+                                                   precision=sts_evaluator.precision)
+        self.transfer_evaluator = transfer_evaluator
         cfg = self.model.config
-        self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if cfg.use_gs else None
+        # the Gumbel policies and the learned prune scorer anneal tau; REINFORCE samples Bernoulli(p) and
+        # hard-concrete gates have their own temperature: no tau to log
+        anneals = cfg.use_gs or getattr(self.model, "uses_tau", False)
+        self.tau_schedule = TauSchedule(cfg.init_tau, cfg.min_tau, cfg.tau_decay_rate) if anneals else None
         self.tau_unit = getattr(cfg, "tau_schedule_unit", "optimizer_step")
-        # REINFORCE samples Bernoulli(p) and hard-concrete gates have their own temperature: no tau to log
-        self._log_tau = model_policy(self.model).uses_tau
+        self._log_tau = getattr(self.model, "uses_tau", model_policy(self.model).uses_tau)
         self._micro = (-1, 0)  # (global_step, training forwards already run in that optimizer step)
         # Sums of the logged values since the last log: device tensors (float64, so that the means are exactly
         # those of the per-step floats) or Python floats (tau); read once per log.
@@ -241,7 +253,8 @@ class SimCSETrainer(Trainer):
         super().log(logs, start_time)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """STS-B and SICK-R Spearman on the evaluator's split (metrics ``eval_stsb_spearman``, ...)."""
+        """STS-B and SICK-R Spearman on the evaluator's split (metrics ``eval_stsb_spearman``, ...) and, with
+        ``--eval_transfer``, the transfer tasks' validation accuracies (``eval_MR``, ..., ``eval_avg_transfer``)."""
         evaluator = eval_dataset if isinstance(eval_dataset, STSEvaluator) else self.sts_evaluator
         if evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
@@ -250,6 +263,8 @@ class SimCSETrainer(Trainer):
         keep_sample = KeepStatsAccumulator(sample_size=20_000) if model.config.use_gs else None
         metrics = evaluator(model, keep_sample)  # keep_sample: p of the evaluated sentences' decided tokens
         add_keep_histogram(self.callback_handler.callbacks, keep_sample, self.state.global_step)  # no-op without tb
+        if self.transfer_evaluator is not None:
+            metrics.update(self.transfer_evaluator(model))
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in metrics.items()}
         metrics.update(speed_metrics(metric_key_prefix, start))
         self.log(metrics)

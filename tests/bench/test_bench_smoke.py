@@ -43,7 +43,7 @@ def test_bench_quick_modes(tiny_bert_dir, tmp_path):
     assert vs["sts_max_diff"] < 1e-4
 
 
-def test_pruned_encode_benchmark_runs_and_checks_equality(tiny_bert_dir, tmp_path):
+def test_pruned_encode_benchmark_times_every_method_against_the_backbone(tiny_bert_dir, tmp_path):
     import sys
 
     from tests.conftest import REPO
@@ -52,8 +52,25 @@ def test_pruned_encode_benchmark_runs_and_checks_equality(tiny_bert_dir, tmp_pat
         sys.path.insert(0, str(REPO))
     from bench.pruned_encode import main
 
-    result = main(["--quick", "--model-path", tiny_bert_dir, "--rates", "0.7", "--json", str(tmp_path / "b.json")])
-    run = result["rates"][0.7]
-    assert run["max_abs_diff"] < 1e-5 and 0.7 <= run["kept"] < 0.9
-    assert set(run["sentences_per_s"]) == {"masked", "pruned", "backbone"}
-    assert (tmp_path / "b.json").is_file() and "pruned/masked" in result["summary"][0]
+    methods = ["attention@1=0.5", "merge@1=0.5", "proxy=0.7"]
+    result = main(["--quick", "--model-path", tiny_bert_dir, "--methods", *methods, "--json", str(tmp_path / "b.json")])
+    assert set(result["sentences_per_s"]) == {"backbone", *methods}
+    assert result["extra"]["attention@1=0.5"]["max_abs_diff"] < 1e-5  # pruned == masked
+    assert 0 < result["extra"]["attention@1=0.5"]["flops_ratio"] < 1
+    assert 0.5 <= result["kept"]["attention@1=0.5"] < 0.8 and 0.7 <= result["kept"]["proxy=0.7"] < 0.9
+    assert (tmp_path / "b.json").is_file() and "x the backbone" in result["summary"][0]
+
+
+def test_transfer_suite_benchmark_splits_embedding_from_the_classifier(tiny_bert_dir, sts_data, tmp_path):
+    from tests.senteval.conftest import write_evaluation_data
+
+    data = write_evaluation_data(tmp_path / "downstream", Path(sts_data))
+    result = _bench("transfer_suite").main(["--model-path", tiny_bert_dir, "--senteval-data", str(data),
+                                            "--tasks", "MR", "TREC", "MRPC", "--json", str(tmp_path / "t.json")])
+    assert set(result["per_task"]) == {"MR", "TREC", "MRPC"}
+    totals = result["totals"]
+    assert totals["encode_s"] == pytest.approx(sum(t["encode_s"] for t in result["per_task"].values()), abs=0.01)
+    assert totals["encode_s"] > 0 and totals["classifier_s"] > 0
+    assert 0 < result["embed_share"] < 1 and 0 < result["classifier_share"] < 1
+    assert result["wall_s"] >= totals["encode_s"] + totals["classifier_s"]
+    assert (tmp_path / "t.json").is_file() and result["summary"][0].startswith("transfer suite (fasttest, 3 tasks")

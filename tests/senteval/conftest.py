@@ -8,6 +8,7 @@ toy task is linearly separable and a correct evaluation scores 100%.
 from __future__ import annotations
 
 import random
+import shutil
 import zlib
 from pathlib import Path
 
@@ -97,6 +98,21 @@ def write_transfer_data(root: Path, per_class: int = PER_CLASS, seed: int = 0) -
                 rows.append(f"{len(rows)}\t{toy_sentence(rng, wa)}\t{toy_sentence(rng, wb)}\t3.5\t{judgment}")
         newline = "\r\n" if split == "test" else "\n"  # the real test file has CRLF line ends
         write(f"SICK/{name}", newline.join(rows) + newline)
+    return root
+
+
+def write_evaluation_data(root: Path, sts_pairs_from: Path) -> Path:
+    """A whole toy data/downstream folder: the eight transfer tasks, STS-B copied from ``sts_pairs_from`` (a folder
+    with STS/), and SICK/ (shared by SICK-E and SICK-R) with relatedness scores that vary, so that SICK-R's
+    correlation is defined."""
+    write_transfer_data(root)
+    shutil.copytree(Path(sts_pairs_from) / "STS", root / "STS")
+    for path in (root / "SICK").iterdir():
+        newline = "\r\n" if b"\r\n" in path.read_bytes() else "\n"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        cells = [line.split("\t") for line in lines[1:]]
+        rows = [lines[0], *("\t".join([*c[:3], str(1 + i % 5), c[4]]) for i, c in enumerate(cells))]
+        path.write_text(newline.join(rows) + newline, encoding="utf-8", newline="")
     return root
 
 

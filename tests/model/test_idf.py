@@ -1,4 +1,4 @@
-"""The IDF control's table (simcse_gs.training.idf): frequent tokens rank low."""
+"""The IDF control's table (simcse_gs.model.policy_idf_drop.idf_table): frequent tokens rank low."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from simcse_gs.training.idf import idf_table
+from simcse_gs.model.policy_idf_drop import idf_table
 
 
 def test_idf_table_ranks_frequent_tokens_low():
