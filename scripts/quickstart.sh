@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: unsupervised SimCSE with and without GS on the packaged all-MiniLM-L6-v2, Wikipedia sentences,
-# STS evaluation (SimCSE's test protocol) before and after, and a table. 6 m 22 s measured on 2 quiet CPU cores in a
+# STS evaluation (SimCSE's test protocol) before and after, and a table. 6 min measured on 2 quiet CPU cores in a
 # fresh venv (the budget is 20 minutes).
 #
 #   bash scripts/quickstart.sh                      # after the README's install step
