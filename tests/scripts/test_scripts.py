@@ -105,3 +105,22 @@ def test_selection_experiment_with_a_train_rate_trains_once_and_evaluates_every_
     table = subprocess.run(["python", str(REPO / "scripts" / "plot_pareto.py"), str(tmp_path / "keep")],
                            capture_output=True, text=True)
     assert table.returncode == 0 and "| 0.6 |" in table.stdout and "| 0.8 |" in table.stdout
+
+
+@pytest.mark.slow
+def test_pruning_sweep_evaluates_every_method_times_them_and_draws_the_figure(tiny_bert_dir, sts_data, tmp_path):
+    out = tmp_path / "pruning"
+    env = {"MODEL": tiny_bert_dir, "SENTEVAL_DATA": sts_data, "OUT": str(out), "FIGURE": str(tmp_path / "fig.png"),
+           "METHODS": "attention@1=0.5 idf@1=0.5 merge@1=0.8 attention@1=0.9", "SENTENCES": "32", "REPS": "1",
+           "THREADS": "1"}
+    proc = run_script("pruning_sweep.sh", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("none", "attention@1=0.5", "idf@1=0.5", "merge@1=0.8"):
+        record = json.loads((out / name / "eval_test.json").read_text())
+        assert "avg" in record["models"][0]["simcse"]
+    args = json.loads((out / "merge@1=0.8" / "eval_test.json").read_text())["args"]
+    assert args["prune_layers"] == [1] and args["prune_keep_rates"] == [0.8] and args["prune_scorer"] == "merge"
+    assert json.loads((out / "idf@1=0.5" / "eval_test.json").read_text())["args"]["idf_file"]
+    assert set(json.loads((out / "speed.json").read_text())["speedup"]) == {
+        "backbone", "attention@1=0.5", "idf@1=0.5", "merge@1=0.8", "attention@1=0.9"}
+    assert "| `idf@1=0.5` |" in proc.stdout and (tmp_path / "fig.png").stat().st_size > 1000

@@ -1,0 +1,101 @@
+"""Speed against quality for in-encoder pruning: the table and the figure of scripts/pruning_sweep.sh.
+
+    python scripts/plot_pruning.py docs/results/pruning --output docs/figures/pruning_pareto.png
+
+Reads ``<root>/<method>/eval_test.json`` (SimCSE's STS test protocol; ``none`` = the unpruned encoder) and
+``<root>/speed.json`` (bench/pruned_encode.py: sentences/s against the unmodified backbone, measured in one run).
+Prints a markdown table and draws STS avg (y) against the **measured** speed-up (x), one point per method, with the
+issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TARGET_SPEEDUP, TARGET_LOSS = 1.5, 0.5
+
+
+def collect(root: Path) -> tuple[float, list[dict]]:
+    """(the unpruned encoder's STS avg, one row per method that has both an evaluation and a speed)."""
+    speed_file = root / "speed.json"
+    if not speed_file.is_file():
+        raise SystemExit(f"error: {speed_file} is missing (python -m bench.pruned_encode ... --json {speed_file})")
+    speed = json.loads(speed_file.read_text(encoding="utf-8"))
+    avg = {}
+    for path in sorted(root.glob("*/eval_test.json")):
+        avg[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))["models"][0]["simcse"]["avg"]
+    if "none" not in avg:
+        raise SystemExit(f"error: {root}/none/eval_test.json (the unpruned encoder) is missing")
+    rows = []
+    for name, ratio in speed["speedup"].items():
+        if name == "backbone" or name not in avg:
+            continue
+        extra = speed.get("extra", {}).get(name, {})
+        rows.append({"method": name, "kept": speed["kept"].get(name, 1.0), "speedup": ratio,
+                     "flops_ratio": extra.get("flops_ratio"), "max_abs_diff": extra.get("max_abs_diff"),
+                     "avg": avg[name], "delta": avg[name] - avg["none"]})
+    return avg["none"], sorted(rows, key=lambda r: -r["speedup"])
+
+
+def table(base: float, rows: list[dict]) -> str:
+    lines = [f"Unpruned encoder: STS avg {base:.2f} (1.00x by definition).", "",
+             "| method | kept (decided tokens) | x backbone (sent/s) | FLOPs ratio | STS avg | Δ vs unpruned |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        flops = "–" if r["flops_ratio"] is None else f"{r['flops_ratio']:.3f}"
+        lines.append(f"| `{r['method']}` | {100 * r['kept']:.1f} % | {r['speedup']:.2f} | {flops} | {r['avg']:.2f} "
+                     f"| {r['delta']:+.2f} |")
+    return "\n".join(lines)
+
+
+def plot(base: float, rows: list[dict], output: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    scorers = sorted({r["method"].split("@")[0].split("=")[0] for r in rows})
+    colours = dict(zip(scorers, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    ax.scatter([1.0], [base], color="black", marker="*", s=90, zorder=3, label="unpruned backbone")
+    for scorer in scorers:
+        mine = [r for r in rows if r["method"].split("@")[0].split("=")[0] == scorer]
+        ax.scatter([r["speedup"] for r in mine], [r["avg"] for r in mine], color=colours[scorer], label=scorer,
+                   zorder=3)
+        for r in mine:
+            ax.annotate(r["method"].split("@", 1)[-1], (r["speedup"], r["avg"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    xmax = max([TARGET_SPEEDUP + 0.2, *(r["speedup"] + 0.1 for r in rows)])
+    ax.fill_between([TARGET_SPEEDUP, xmax], base - TARGET_LOSS, base + 0.5, color="green", alpha=0.08,
+                    label=f">= {TARGET_SPEEDUP}x within {TARGET_LOSS} points (target)")
+    ax.set_xlim(0.8, xmax)
+    ax.set_xlabel("measured speed-up over the unmodified backbone (sentences/s ratio, same run)")
+    ax.set_ylabel("STS avg (SimCSE's test protocol, Spearman x 100)")
+    ax.set_title("Training-free in-encoder pruning: speed against quality", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=150)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="scripts/pruning_sweep.sh's OUT folder")
+    parser.add_argument("--output", type=Path, help="the figure (PNG)")
+    args = parser.parse_args(argv)
+    base, rows = collect(args.root)
+    text = table(base, rows)
+    print(text)
+    if args.output:
+        plot(base, rows, args.output)
+        print(f"\nwrote {args.output}")
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
