@@ -161,7 +161,19 @@ def cli(argv: list[str] | None = None, prog: str = PROG) -> int:
         train_and_save(trainer)
     except (NonFiniteLossError, CheckpointError) as err:
         return fail(prog, err, RUN_FAILURE)
+    finally:
+        leave_process_group()
     return 0
+
+
+def leave_process_group() -> None:
+    """Destroy the torch.distributed group before the process exits: left to the interpreter's shutdown, gloo's
+    threads can abort a finished worker ("terminate called without an active exception", seen on an AMD EPYC CI
+    machine), which torchrun reports as a failed run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def console() -> int:

@@ -23,6 +23,10 @@ LEGACY = REPO / "tests" / "fixtures" / "legacy_checkpoints"
 HF_KEYS = {"architectures", "auto_map", "backbone_config", "proxy_config", "dtype", "model_type",
            "transformers_version", "special_token_ids"}  # PretrainedConfig's own keys, the two nested configs and
 # the ids read from the tokenizer: the rest of config.json is settings
+# The expected vectors were written on one CPU; another CPU's kernels round differently (2.7e-7 measured on an AMD
+# EPYC against the Intel Xeon that wrote them), so "identically" means equal to float32 rounding, far below any
+# change a lost or renamed weight or setting would make.
+ATOL, RTOL = 1e-5, 1e-4
 FOLDERS = sorted(p for p in LEGACY.iterdir() if (p / "config.json").is_file())
 
 
@@ -49,7 +53,7 @@ def test_a_legacy_checkpoint_loads_with_every_weight_and_encodes_identically(fol
     assert written <= {s.name for s in MODEL_SETTINGS}  # every setting key it wrote is one we still read
     for options, want in expected(folder):
         got = model.encode(SENTENCES, batch_size=4, **options)
-        torch.testing.assert_close(got, want, atol=0, rtol=0, msg=f"{folder.name} {options}")
+        torch.testing.assert_close(got, want, atol=ATOL, rtol=RTOL, msg=f"{folder.name} {options}")
 
 
 @pytest.mark.parametrize("folder", FOLDERS[:2], ids=[p.name for p in FOLDERS[:2]])
@@ -65,4 +69,4 @@ def test_a_resaved_legacy_checkpoint_keeps_its_keys_and_loads_with_its_new_code(
     auto = AutoModel.from_pretrained(tmp_path / "resaved")  # the installed class (a Python without simcse_gs runs
     # the folder's own code: tests/sharing/test_export.py)
     for options, want in expected(folder):
-        torch.testing.assert_close(auto.encode(SENTENCES, batch_size=4, **options), want, atol=0, rtol=0)
+        torch.testing.assert_close(auto.encode(SENTENCES, batch_size=4, **options), want, atol=ATOL, rtol=RTOL)

@@ -158,8 +158,9 @@ def test_cached_loss_equals_the_chunks_embedded_with_graph(tiny_bert_dir, tiny_r
 def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs, case, dtype):
     """float64: the same maths (1e-6: the policies compute keep probabilities in float32, and the penalty's sums
     over chunks round differently there: measured up to 2e-7 on CI's machine); float32: the rounding of matmuls
-    over chunks instead of the whole batch, measured up to 2e-5 of the gradients' norm on these tiny models (the
-    chunked reference above differs from the full forward by as much), so 1e-4."""
+    over chunks instead of the whole batch, measured up to 2e-5 of the gradients' norm on these tiny models on an
+    Intel Xeon and up to 4.2e-3 on an AMD EPYC (the loss sits near log(batch) here, so the gradients are small
+    differences of large terms), so 1e-2: the float64 cases carry the exactness, float32 that the dtype runs."""
     model, batch = make_model(no_dropout_dirs, case)
     ref_model, _ = make_model(no_dropout_dirs, case)
     model.to(dtype), ref_model.to(dtype)
@@ -167,7 +168,7 @@ def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs,
         out = cached_backward(model, batch, MINI, TAU)
         ref = ref_model(**batch, tau=TAU)
         ref.loss.backward()
-    assert_same(out, ref, model, ref_model, rtol=1e-6 if dtype == torch.float64 else 1e-4)
+    assert_same(out, ref, model, ref_model, rtol=1e-6 if dtype == torch.float64 else 1e-2)
     if hasattr(model, "reinforce_baseline"):
         assert model.reinforce_baseline.item() == pytest.approx(ref_model.reinforce_baseline.item(), rel=1e-6)
 
