@@ -15,12 +15,19 @@ its own model and optimizer built from the same checkpoint with ``torch.manual_s
                Gumbel samples) + backward of a fixed random projection of the samples + AdamW step on the proxy's
                parameters only. This is the "proxy cost" in the GS target.
 * ``proxy_fb`` the same without the optimizer step (proxy forward + backward alone), for information.
+* ``pruned``   in-encoder pruning in training (:mod:`simcse_gs.model.layer_pruning`): ``from_backbone(use_gs=False,
+               prune_layers=--prune-layers, prune_keep_rates=--prune-rates, prune_scorer=--prune-scorer)``; the
+               dropped tokens are removed from the layers after each prune point; ``model(**batch, tau=1.0).loss``.
+* ``pruned_distill`` the same with ``distill_weight=1`` (cosine): one extra full-token forward without graph for
+               the self-distillation target.
 
-Targets: patch <= 1.05 x plain; gs_sdpa <= plain + proxy + 5 % of plain.
+Targets: patch <= 1.05 x plain; gs_sdpa <= plain + proxy + 5 % of plain; pruned <= 0.85 x plain at a keep rate
+<= 0.6 after the prune point (issue 20).
 
     python -m bench.train_step                      # packaged MiniLM (6 x 384)
     MALLOC_MMAP_THRESHOLD_=131072 python -m bench.train_step --config bert-base   # random 12 x 768 BERT
     python -m bench.train_step --quick              # tiny random model, seconds
+    python -m bench.train_step --variants plain,pruned,pruned_distill --prune-layers 2 --prune-rates 0.5
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ from bench.common import (
 from simcse_gs.model import SimCSEGSModel
 from simcse_gs.model.attention import enable_token_keep
 
-VARIANTS = ("plain", "patch", "gs_sdpa", "gs_eager", "proxy", "proxy_fb")
+VARIANTS = ("plain", "patch", "gs_sdpa", "gs_eager", "proxy", "proxy_fb", "pruned", "pruned_distill")
+PRUNED = ("pruned", "pruned_distill")
 TAU = 1.0  # the schedule's starting temperature
 
 
@@ -79,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--memory", choices=("both", "saved", "rss", "none"), default="both",
                    help="saved: bytes autograd saves for backward; rss: peak RSS of a fresh process per variant")
+    p.add_argument("--prune-layers", default=None,
+                   help="pruned variants: prune after these layers, comma-separated (default 2; 1 with --quick)")
+    p.add_argument("--prune-rates", default="0.5", help="pruned variants: keep rate after each prune point")
+    p.add_argument("--prune-scorer", default="learned", help="pruned variants: the scorer (learned, attention, ...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny random model, batch 8, 2 rounds")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -95,17 +107,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.variant_list) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}")
+    args.prune_layers = args.prune_layers or ("1" if args.quick or args.config == "tiny" else "2")
+    args.prune = {"prune_layers": [int(x) for x in args.prune_layers.split(",")],
+                  "prune_keep_rates": [float(x) for x in args.prune_rates.split(",")],
+                  "prune_scorer": args.prune_scorer}
     return args
 
 
 # ---------------------------------------------------------------------------------------------- variants
 
 
-def build(variant: str, path: str, pooler: str, seed: int, device: str) -> SimCSEGSModel:
+def build(variant: str, path: str, pooler: str, seed: int, device: str,
+          prune: dict[str, Any] | None = None) -> SimCSEGSModel:
     torch.manual_seed(seed)
     use_gs = variant in ("gs_sdpa", "gs_eager", "proxy", "proxy_fb")
     impl = "eager" if variant == "gs_eager" else "sdpa"
-    model = SimCSEGSModel.from_backbone(path, use_gs=use_gs, pooler_type=pooler, gs_attn_impl=impl)
+    extra: dict[str, Any] = {}
+    if variant in PRUNED:
+        if prune is None:
+            raise ValueError(f"the {variant} variant needs its pruning schedule (--prune-layers, --prune-rates)")
+        extra = dict(prune)
+        extra["distill_weight"] = 1.0 if variant == "pruned_distill" else 0.0
+    model = SimCSEGSModel.from_backbone(path, use_gs=use_gs, pooler_type=pooler, gs_attn_impl=impl, **extra)
     if variant == "patch":
         enable_token_keep(model.backbone, "sdpa")
     if variant in ("proxy", "proxy_fb"):
@@ -191,7 +214,7 @@ def memory_child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path, batches = _setup(args, workdir)
         variant = args.memory_child
-        model = build(variant, path, args.pooler, args.seed, args.device)
+        model = build(variant, path, args.pooler, args.seed, args.device, args.prune)
         opt = optimizer_for(variant, model, args.lr, args.optim)
         step = make_step(variant, model, opt, batches)
         before = current_rss_kib()
@@ -243,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path, batches = _setup(args, workdir)
         print(f"backbone: {path} ({args.config}); batch {args.batch_size} x {args.max_len} (x2 views); "
               f"variants {variants}; AdamW {args.optim}; warm-up {args.warmup}, rounds {args.reps}", flush=True)
-        models = {v: build(v, path, args.pooler, args.seed, args.device) for v in variants}
+        models = {v: build(v, path, args.pooler, args.seed, args.device, args.prune) for v in variants}
         identity = None
         if "patch" in variants:
             plain = models.get("plain") or build("plain", path, args.pooler, args.seed, args.device)
@@ -271,7 +294,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.memory in ("both", "rss") and not args.device.startswith("cuda"):
             child_argv = ["--config", args.config, "--batch-size", str(args.batch_size), "--max-len",
                           str(args.max_len), "--reps", str(args.reps), "--pooler", args.pooler, "--seed",
-                          str(args.seed), "--device", args.device, "--optim", args.optim]
+                          str(args.seed), "--device", args.device, "--optim", args.optim, "--prune-layers",
+                          args.prune_layers, "--prune-rates", args.prune_rates, "--prune-scorer", args.prune_scorer]
             if args.threads:
                 child_argv += ["--threads", str(args.threads)]
             child_argv += ["--model-path", path]
@@ -319,6 +343,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bound_fb = 1 + medians["proxy_fb"] / base + 0.05
                 targets.append(f"  with the proxy cost taken as forward + backward only (no optimizer step): bound "
                                f"{bound_fb:.3f} -> {verdict(medians['gs_sdpa'] <= bound_fb * base)}")
+        rates = args.prune["prune_keep_rates"]
+        for v in (v for v in PRUNED if v in medians):
+            if v == "pruned" and rates[-1] <= 0.6:
+                ok = medians[v] <= 0.85 * base
+                targets.append(f"pruned (keep {rates[-1]} after layer {args.prune['prune_layers'][-1]}) <= 0.85 x "
+                               f"plain: {medians[v] / base:.3f} -> {verdict(ok)}")
+            else:
+                targets.append(f"{v} (keep {','.join(map(str, rates))}, for information): {medians[v] / base:.3f}")
     result["ratios"] = ratios
     result["targets"] = targets
     if args.json:

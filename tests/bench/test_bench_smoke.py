@@ -21,7 +21,9 @@ def _bench(name: str):
 def test_bench_quick_modes(tiny_bert_dir, tmp_path):
     train_step = _bench("train_step").main(["--quick", "--model-path", tiny_bert_dir, "--memory", "saved",
                                             "--json", str(tmp_path / "ts.json")])
-    assert set(train_step["ratios"]) == {f"{v}/plain" for v in ("patch", "gs_sdpa", "gs_eager", "proxy", "proxy_fb")}
+    assert set(train_step["ratios"]) == {f"{v}/plain" for v in ("patch", "gs_sdpa", "gs_eager", "proxy", "proxy_fb",
+                                                                  "pruned", "pruned_distill")}
+    assert any(line.startswith("pruned (keep 0.5 after layer 1) <= 0.85 x plain") for line in train_step["targets"])
     assert train_step["patch_identity_loss_diff"] < 1e-5
     assert all(v > 0 for v in train_step["saved_mib"].values())
 
