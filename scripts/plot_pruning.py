@@ -1,17 +1,25 @@
 """Speed against quality for in-encoder pruning: the table and the figure of scripts/pruning_sweep.sh.
 
     python scripts/plot_pruning.py docs/results/pruning --output docs/figures/pruning_pareto.png
+    python scripts/plot_pruning.py docs/results/pruning --trained docs/results/pruned_training \
+        --output docs/figures/pruning_pareto.png        # + the trained runs of scripts/pruned_training.sh
 
 Reads ``<root>/<method>/eval_test.json`` (SimCSE's STS test protocol; ``none`` = the unpruned encoder) and
 ``<root>/speed.json`` (bench/pruned_encode.py: sentences/s against the unmodified backbone, measured in one run).
 Prints a markdown table and draws STS avg (y) against the **measured** speed-up (x), one point per method, with the
 issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded.
+
+``--trained DIR`` adds the trained runs (``DIR/<run>/seed<S>/eval_test.json``, mean ± std over seeds): ``plain``
+(unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``)
+and ``learned-l...`` (the speed of ``checkpoint``), each speed read from ``DIR/speed.json`` when it has it
+(``bench/pruned_encode.py --checkpoint``), else from ``<root>/speed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,6 +48,47 @@ def collect(root: Path) -> tuple[float, list[dict]]:
     return avg["none"], sorted(rows, key=lambda r: -r["speedup"])
 
 
+def speed_key(run: str) -> str:
+    """The bench/pruned_encode.py method whose speed a trained run has: attention-l2-r0.5 -> attention@2=0.5."""
+    if run == "plain":
+        return "backbone"
+    scorer, layers, rates = run.rsplit("-", 2)
+    if scorer == "learned":
+        return "checkpoint"
+    return f"{scorer}@{layers.removeprefix('l')}={rates.removeprefix('r')}"
+
+
+def collect_trained(root: Path, trained: Path) -> list[dict]:
+    """One row per trained run: STS avg mean ± std over its seeds, and its measured speed-up."""
+    speeds = {}
+    for source in (root / "speed.json", trained / "speed.json"):  # the trained folder's own run wins
+        if source.is_file():
+            speeds.update(json.loads(source.read_text(encoding="utf-8"))["speedup"])
+    rows = []
+    for run in sorted(p for p in trained.iterdir() if p.is_dir()):
+        avgs = [json.loads(f.read_text(encoding="utf-8"))["models"][0]["simcse"]["avg"]
+                for f in sorted(run.glob("seed*/eval_test.json"))]
+        if not avgs:
+            continue
+        key = speed_key(run.name)
+        if key not in speeds:
+            raise SystemExit(f"error: no speed for {run.name} ({key!r} in neither speed.json; "
+                             f"python -m bench.pruned_encode ... --json {trained / 'speed.json'})")
+        rows.append({"method": run.name, "speedup": speeds[key] if key != "backbone" else 1.0,
+                     "avg": statistics.mean(avgs), "std": statistics.stdev(avgs) if len(avgs) > 1 else 0.0,
+                     "seeds": len(avgs)})
+    return sorted(rows, key=lambda r: -r["speedup"])
+
+
+def trained_table(base: float, rows: list[dict]) -> str:
+    lines = ["| trained run | seeds | x backbone (sent/s) | STS avg (mean ± std) | Δ vs unpruned backbone |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['method']}` | {r['seeds']} | {r['speedup']:.2f} | {r['avg']:.2f} ± {r['std']:.2f} "
+                     f"| {r['avg'] - base:+.2f} |")
+    return "\n".join(lines)
+
+
 def table(base: float, rows: list[dict]) -> str:
     lines = [f"Unpruned encoder: STS avg {base:.2f} (1.00x by definition).", "",
              "| method | kept (decided tokens) | x backbone (sent/s) | FLOPs ratio | STS avg | Δ vs unpruned |",
@@ -51,7 +100,7 @@ def table(base: float, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(base: float, rows: list[dict], output: Path) -> None:
+def plot(base: float, rows: list[dict], output: Path, trained: list[dict] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,13 +117,20 @@ def plot(base: float, rows: list[dict], output: Path) -> None:
         for r in mine:
             ax.annotate(r["method"].split("@", 1)[-1], (r["speedup"], r["avg"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
+    for r in trained or []:
+        ax.errorbar([r["speedup"]], [r["avg"]], yerr=[r["std"]], fmt="D", mfc="none", color="black", capsize=3,
+                    zorder=4)
+        ax.annotate(f"trained: {r['method']}", (r["speedup"], r["avg"]), fontsize=6, xytext=(4, -9),
+                    textcoords="offset points")
     xmax = max([TARGET_SPEEDUP + 0.2, *(r["speedup"] + 0.1 for r in rows)])
     ax.fill_between([TARGET_SPEEDUP, xmax], base - TARGET_LOSS, base + 0.5, color="green", alpha=0.08,
                     label=f">= {TARGET_SPEEDUP}x within {TARGET_LOSS} points (target)")
     ax.set_xlim(0.8, xmax)
     ax.set_xlabel("measured speed-up over the unmodified backbone (sentences/s ratio, same run)")
     ax.set_ylabel("STS avg (SimCSE's test protocol, Spearman x 100)")
-    ax.set_title("Training-free in-encoder pruning: speed against quality", fontsize=9)
+    title = ("In-encoder pruning: speed against quality (hollow diamonds: trained, mean ± std over seeds)" if trained
+             else "Training-free in-encoder pruning: speed against quality")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -87,12 +143,16 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="scripts/pruning_sweep.sh's OUT folder")
     parser.add_argument("--output", type=Path, help="the figure (PNG)")
+    parser.add_argument("--trained", type=Path, help="scripts/pruned_training.sh's KEEP_DIR: add the trained runs")
     args = parser.parse_args(argv)
     base, rows = collect(args.root)
+    trained = collect_trained(args.root, args.trained) if args.trained else None
     text = table(base, rows)
+    if trained:
+        text += "\n\n" + trained_table(base, trained)
     print(text)
     if args.output:
-        plot(base, rows, args.output)
+        plot(base, rows, args.output, trained)
         print(f"\nwrote {args.output}")
     return text
 

@@ -36,3 +36,35 @@ def test_missing_unpruned_evaluation_is_named(tmp_path):
     main = runpy.run_path(str(REPO / "scripts" / "plot_pruning.py"))["main"]
     with pytest.raises(SystemExit, match="none/eval_test.json"):
         main([str(tmp_path)])
+
+
+def write_trained(root, avgs: dict[str, list[float]], speedup: dict[str, float] | None = None) -> None:
+    for name, values in avgs.items():
+        for seed, avg in enumerate(values, 1):
+            (root / name / f"seed{seed}").mkdir(parents=True)
+            (root / name / f"seed{seed}" / "eval_test.json").write_text(
+                json.dumps({"models": [{"simcse": {"avg": avg}}]}))
+    if speedup is not None:
+        (root / "speed.json").write_text(json.dumps({"speedup": {"backbone": 1.0, **speedup}}))
+
+
+def test_trained_runs_get_mean_and_std_over_seeds_and_the_speed_of_their_schedule(tmp_path):
+    write_sweep(tmp_path / "free", {"none": 80.0, "attention@2=0.5": 79.6}, {"attention@2=0.5": 1.55})
+    write_trained(tmp_path / "trained", {"plain": [80.5, 80.7], "attention-l2-r0.5": [79.0, 79.4],
+                                         "learned-l2-r0.5": [79.5, 79.9, 79.7]},
+                  {"checkpoint": 1.5, "attention@2=0.5": 1.4})  # the trained folder's speed run wins
+    main = runpy.run_path(str(REPO / "scripts" / "plot_pruning.py"))["main"]
+    text = main([str(tmp_path / "free"), "--trained", str(tmp_path / "trained"), "--output", str(tmp_path / "f.png")])
+    lines = [line for line in text.splitlines() if line.startswith("| `") and "%" not in line]
+    assert lines == ["| `learned-l2-r0.5` | 3 | 1.50 | 79.70 ± 0.20 | -0.30 |",
+                     "| `attention-l2-r0.5` | 2 | 1.40 | 79.20 ± 0.28 | -0.80 |",
+                     "| `plain` | 2 | 1.00 | 80.60 ± 0.14 | +0.60 |"]
+    assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_a_trained_run_without_a_measured_speed_is_named(tmp_path):
+    write_sweep(tmp_path / "free", {"none": 80.0}, {})
+    write_trained(tmp_path / "trained", {"learned-l2-r0.5": [79.5]})
+    main = runpy.run_path(str(REPO / "scripts" / "plot_pruning.py"))["main"]
+    with pytest.raises(SystemExit, match="no speed for learned-l2-r0.5"):
+        main([str(tmp_path / "free"), "--trained", str(tmp_path / "trained")])

@@ -124,3 +124,23 @@ def test_pruning_sweep_evaluates_every_method_times_them_and_draws_the_figure(ti
     assert set(json.loads((out / "speed.json").read_text())["speedup"]) == {
         "backbone", "attention@1=0.5", "idf@1=0.5", "merge@1=0.8", "attention@1=0.9"}
     assert "| `idf@1=0.5` |" in proc.stdout and (tmp_path / "fig.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_results(
+        tiny_bert_dir, unsup_file, sts_data, tmp_path):
+    env = {"MODEL": tiny_bert_dir, "TRAIN_FILE": unsup_file, "SENTEVAL_DATA": sts_data, "SEEDS": "1", "STEPS": "2",
+           "LAYERS": "1", "RATES": "0.5", "OUTPUT_ROOT": str(tmp_path / "pt"), "KEEP_DIR": str(tmp_path / "keep")}
+    proc = run_script("pruned_training.sh", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["attention-l1-r0.5", "learned-l1-r0.5", "plain"]
+    for name, scorer in (("learned-l1-r0.5", "learned"), ("attention-l1-r0.5", "attention"), ("plain", None)):
+        config = json.loads((tmp_path / "pt" / name / "seed1" / "config.json").read_text())
+        assert config.get("prune_scorer") == scorer if scorer else not config.get("prune_layers")
+        if scorer:
+            assert config["prune_layers"] == [1] and config["prune_keep_rates"] == [0.5]
+            assert config["distill_weight"] == 1.0
+        assert "avg" in json.loads((tmp_path / "keep" / name / "seed1" / "eval_test.json").read_text())[
+            "models"][0]["simcse"]
+    again = run_script("pruned_training.sh", env=env, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("done already, skipping") == 3
