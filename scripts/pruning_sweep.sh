@@ -53,4 +53,7 @@ done
 # shellcheck disable=SC2086
 [ -f "$OUT/speed.json" ] || python -m bench.pruned_encode --model-path "$MODEL" --threads "$THREADS" \
   --sentences "$SENTENCES" --reps "$REPS" --methods $METHODS --json "$OUT/speed.json"
-python scripts/plot_pruning.py "$OUT" --output "$FIGURE"
+# The trained runs of scripts/pruned_training.sh go on the same figure where they exist (TRAINED= leaves them out).
+TRAINED="${TRAINED-docs/results/pruned_training}"
+trained_flags=(); [ -n "$TRAINED" ] && [ -d "$TRAINED" ] && trained_flags=(--trained "$TRAINED")
+python scripts/plot_pruning.py "$OUT" --output "$FIGURE" "${trained_flags[@]}"

@@ -112,7 +112,7 @@ def test_pruning_sweep_evaluates_every_method_times_them_and_draws_the_figure(ti
     out = tmp_path / "pruning"
     env = {"MODEL": tiny_bert_dir, "SENTEVAL_DATA": sts_data, "OUT": str(out), "FIGURE": str(tmp_path / "fig.png"),
            "METHODS": "attention@1=0.5 idf@1=0.5 merge@1=0.8 attention@1=0.9", "SENTENCES": "32", "REPS": "1",
-           "THREADS": "1"}
+           "THREADS": "1", "TRAINED": ""}
     proc = run_script("pruning_sweep.sh", env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("none", "attention@1=0.5", "idf@1=0.5", "merge@1=0.8"):
