@@ -26,6 +26,11 @@ from pathlib import Path
 TARGET_SPEEDUP, TARGET_LOSS = 1.5, 0.5
 
 
+def sts_avg(path: Path) -> float:
+    """SimCSE's STS avg of an evaluation.py JSON (its first model)."""
+    return json.loads(path.read_text(encoding="utf-8"))["models"][0]["simcse"]["avg"]
+
+
 def collect(root: Path) -> tuple[float, list[dict]]:
     """(the unpruned encoder's STS avg, one row per method that has both an evaluation and a speed)."""
     speed_file = root / "speed.json"
@@ -34,7 +39,7 @@ def collect(root: Path) -> tuple[float, list[dict]]:
     speed = json.loads(speed_file.read_text(encoding="utf-8"))
     avg = {}
     for path in sorted(root.glob("*/eval_test.json")):
-        avg[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))["models"][0]["simcse"]["avg"]
+        avg[path.parent.name] = sts_avg(path)
     if "none" not in avg:
         raise SystemExit(f"error: {root}/none/eval_test.json (the unpruned encoder) is missing")
     rows = []
@@ -66,15 +71,14 @@ def collect_trained(root: Path, trained: Path) -> list[dict]:
             speeds.update(json.loads(source.read_text(encoding="utf-8"))["speedup"])
     rows = []
     for run in sorted(p for p in trained.iterdir() if p.is_dir()):
-        avgs = [json.loads(f.read_text(encoding="utf-8"))["models"][0]["simcse"]["avg"]
-                for f in sorted(run.glob("seed*/eval_test.json"))]
+        avgs = [sts_avg(f) for f in sorted(run.glob("seed*/eval_test.json"))]
         if not avgs:
             continue
         key = speed_key(run.name)
         if key not in speeds:
             raise SystemExit(f"error: no speed for {run.name} ({key!r} in neither speed.json; "
                              f"python -m bench.pruned_encode ... --json {trained / 'speed.json'})")
-        rows.append({"method": run.name, "speedup": speeds[key] if key != "backbone" else 1.0,
+        rows.append({"method": run.name, "speedup": speeds[key],
                      "avg": statistics.mean(avgs), "std": statistics.stdev(avgs) if len(avgs) > 1 else 0.0,
                      "seeds": len(avgs)})
     return sorted(rows, key=lambda r: -r["speedup"])
