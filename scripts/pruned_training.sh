@@ -8,7 +8,8 @@
 #   plain     no pruning, the same training: what the training alone does to MiniLM
 #
 #   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32
-#                                        # OUTPUT_ROOT=results/pruned_training
+#                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
+#   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
 # Seeds run in the outer loop so that a stopped run leaves a balanced table; re-running skips finished runs.
 # Small result files (eval_test.json, trainer_state.json) are copied to KEEP_DIR (default docs/results/<basename of
 # OUTPUT_ROOT>/); MODEL, TRAIN_FILE and SENTEVAL_DATA reach run_experiment.sh. Training runs in fp32 by default: on
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-500}"; LAYERS="${LAYERS:-2}"; RATES="${RATES:-0.5}"
-DISTILL="${DISTILL:-1.0}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
+DISTILL="${DISTILL:-1.0}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
 METHODS="${METHODS:-learned attention plain}"
 case "$PRECISION" in
   bf16) precision_flags=(--bf16 true) ;;
@@ -27,14 +28,14 @@ case "$PRECISION" in
   *) echo "error: PRECISION must be bf16 or fp32, got '$PRECISION'" >&2; exit 2 ;;
 esac
 keep_dir="${KEEP_DIR:-docs/results/$(basename "$OUTPUT_ROOT")}"
-tag="l${LAYERS// /,}-r${RATES// /,}"
+tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"
 
 for seed in $SEEDS; do
   for method in $METHODS; do
     case "$method" in
       learned|attention) name="$method-$tag"
         # shellcheck disable=SC2086
-        flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "$method" --distill_weight "$DISTILL") ;;
+        flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "$method" --distill_weight "$DISTILL" --distill_teacher "$TEACHER") ;;
       plain) name="plain"; flags=() ;;
       *) echo "error: unknown method '$method' (learned, attention, plain)" >&2; exit 2 ;;
     esac

@@ -90,6 +90,7 @@ check_keep_budget = _in_range("keep_budget", 0, 1, low_open=True, optional=True)
 
 GS_ESTIMATORS = tuple(GS_POLICIES)
 DROP_HEURISTICS = tuple(CONTROL_POLICIES)
+DISTILL_TEACHERS = ("self", "initial")
 
 MODEL_SETTINGS: tuple[Setting, ...] = (
     Setting("pooler_type", str, "cls", f"One of {', '.join(POOLER_TYPES)}.", choices=POOLER_TYPES),
@@ -184,6 +185,10 @@ MODEL_SETTINGS: tuple[Setting, ...] = (
             "Self-distillation loss: cosine (1 - cos(student, teacher) per sentence, as embedding distillation "
             "does) or similarity (KL between the teacher's and the student's in-batch similarity distributions, "
             "as relational distillation does).", choices=("cosine", "similarity")),
+    Setting("distill_teacher", str, "self",
+            "Whose full-token embedding the distillation term pulls towards: self (the encoder being trained, dropout "
+            "off, no gradient: the target moves with the student) or initial (a frozen copy of the model as training "
+            "started, kept out of the checkpoint: a fixed target).", choices=DISTILL_TEACHERS),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in MODEL_SETTINGS}
 
@@ -218,6 +223,9 @@ def check_model_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     if values["distill_weight"] > 0 and schedule is None and not values["use_gs"] and not values["token_drop_rate"]:
         raise ValueError("--distill_weight pulls a token-dropping model towards its full-token self: it needs tokens "
                          "dropped in training (--prune_layers, --use_gs or --token_drop_rate).")
+    if values["distill_teacher"] != "self" and values["distill_weight"] == 0:
+        raise ValueError(f"--distill_teacher {values['distill_teacher']} is the teacher of the distillation term: set "
+                         "--distill_weight > 0, or drop the flag.")
     return values
 
 

@@ -17,6 +17,7 @@ The forward pass reads top to bottom like the method:
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Sequence
@@ -377,9 +378,29 @@ class SimCSEGSModel(PreTrainedModel):
             z = self.mlp(z)
         return z, encoding
 
+    def keep_initial_teacher(self) -> None:
+        """Freeze a copy of the model as it is now as the distillation teacher (``--distill_teacher initial``).
+
+        A target that moves with the student can drift with it (both ends of ``1 - cos`` move); a frozen copy of the
+        starting checkpoint cannot. It is held outside the module tree, so it is not trained, not saved and not in
+        the state dict; ``train.py`` takes it right after loading, so a resumed run gets the same teacher.
+        """
+        self._initial_teacher = ()
+        teacher = copy.deepcopy(self).eval().requires_grad_(False)
+        self._initial_teacher = (teacher,)
+
     def teacher_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                            token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """The self-distillation target: every token through every layer, dropout off, no gradient."""
+        """The self-distillation target: every token through every layer, dropout off, no gradient; from the
+        training encoder itself, or from the frozen copy of :meth:`keep_initial_teacher`."""
+        if self.config.distill_teacher == "initial":
+            held = getattr(self, "_initial_teacher", ())
+            if not held:
+                raise ValueError("--distill_teacher initial needs the frozen teacher: call keep_initial_teacher() "
+                                 "after loading the starting weights (train.py does).")
+            teacher = held[0].to(input_ids.device)
+            with torch.no_grad():
+                return teacher.embed(input_ids, attention_mask, token_type_ids)
         was_training = self.training
         self.eval()
         try:

@@ -97,6 +97,8 @@ def setup(argv: list[str] | None = None, prog: str = PROG) -> SimCSETrainer:
         load_kwargs=load_kwargs,
         **model_args.model_settings(),
     )
+    if model.config.distill_weight > 0 and model.config.distill_teacher == "initial":
+        model.keep_initial_teacher()  # the starting weights, also when resuming (the checkpoint loads later)
     tokenizer = model.tokenizer
     # data/<name> of a config, or the copy in $SIMCSE_GS_DATA / the shared data (simcse_gs.data_files; it says which)
     data_args.train_file = resolve_train_file(data_args.train_file, log=training_args.process_index == 0)

@@ -115,6 +115,34 @@ def test_the_learned_scorer_trains_and_distillation_pulls_towards_the_full_model
     assert out.keep_rate is not None and out.keep_rate < 1
 
 
+def test_the_initial_teacher_stays_fixed_while_the_self_teacher_moves(tiny_bert_dir, tmp_path):
+    """--distill_teacher initial: a frozen copy of the starting model, outside the state dict and the checkpoint."""
+    frozen = pruning_model(tiny_bert_dir, "attention", [1], [0.5], distill_weight=1.0, distill_teacher="initial")
+    moving = pruning_model(tiny_bert_dir, "attention", [1], [0.5], distill_weight=1.0)
+    enc = batch(frozen)
+    inputs = {k: v[:, None] for k, v in enc.items()}
+    with pytest.raises(ValueError, match="keep_initial_teacher"):
+        frozen.train()(**inputs)  # no teacher taken: refused, not silently the moving one
+    frozen.keep_initial_teacher()
+    before = {"frozen": frozen.teacher_embeddings(enc["input_ids"], enc["attention_mask"]),
+              "moving": moving.teacher_embeddings(enc["input_ids"], enc["attention_mask"])}
+    for model in (frozen, moving):
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        model(**inputs).loss.backward()
+        optimizer.step()
+    after_frozen = frozen.teacher_embeddings(enc["input_ids"], enc["attention_mask"])
+    after_moving = moving.teacher_embeddings(enc["input_ids"], enc["attention_mask"])
+    assert torch.equal(after_frozen, before["frozen"])  # the target did not move
+    assert not torch.allclose(after_moving, before["moving"], atol=1e-4)  # the self teacher did
+    assert not torch.allclose(frozen.embed(enc["input_ids"], enc["attention_mask"]), before["frozen"], atol=1e-4)
+    assert not any("teacher" in key for key in frozen.state_dict())
+    frozen.save_pretrained(tmp_path / "saved")
+    reloaded = SimCSEGSModel.from_pretrained(tmp_path / "saved")
+    assert set(reloaded.state_dict()) == set(moving.state_dict())
+    assert reloaded.config.distill_teacher == "initial" and not getattr(reloaded, "_initial_teacher", ())
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"prune_layers": [2], "prune_keep_rates": [0.5]}, r"each prune layer must be in 1\.\.1"),
     ({"prune_layers": [0], "prune_keep_rates": [0.5]}, r"each prune layer must be in 1\.\.1"),
@@ -128,6 +156,9 @@ def test_the_learned_scorer_trains_and_distillation_pulls_towards_the_full_model
      "merged tokens"),
     ({"prune_layers": [1], "prune_keep_rates": [0.5], "use_gs": True}, "Use one"),
     ({"distill_weight": 1.0}, "needs tokens dropped in training"),
+    ({"prune_layers": [1], "prune_keep_rates": [0.5], "distill_teacher": "initial"}, "set --distill_weight > 0"),
+    ({"prune_layers": [1], "prune_keep_rates": [0.5], "distill_weight": 1.0, "distill_teacher": "mine"},
+     "must be one of"),
 ])
 def test_bad_schedules_fail_at_start_with_a_message(tiny_bert_dir, settings, message):
     settings = {"use_gs": False, "pooler_type": "cls", **settings}

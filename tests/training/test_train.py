@@ -302,3 +302,25 @@ def test_train_py_bf16_runs_on_the_cpu_and_saves_a_checkpoint_that_evaluates(tin
     assert set(dev) == {"stsb_spearman", "sickr_spearman", "avg_sts"}
     assert all(isinstance(v, float) and -100 <= v <= 100 for v in dev.values())
     assert SimCSEGSModel.from_pretrained(out).encode(SENTENCES[:2]).dtype == torch.float32
+
+
+def test_train_py_distils_towards_the_starting_weights_with_distill_teacher_initial(tiny_bert_dir, unsup_file,
+                                                                                   tmp_path):
+    """The frozen teacher is the checkpoint training started from, and the saved model does not carry it."""
+    argv = ["--model_name_or_path", tiny_bert_dir, "--train_file", unsup_file, "--output_dir", str(tmp_path / "o"),
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--max_steps", "2", "--save_strategy", "no",
+            "--dataloader_num_workers", "0", "--use_gs", "false", "--pooler_type", "avg", "--prune_layers", "1",
+            "--prune_keep_rates", "0.5", "--distill_weight", "1.0", "--distill_teacher", "initial",
+            "--learning_rate", "1e-2", "--logging_steps", "1"]
+    trainer = train.setup(argv)
+    (teacher,) = trainer.model._initial_teacher
+    start = AutoModel.from_pretrained(tiny_bert_dir).state_dict()
+    for name, value in teacher.backbone.state_dict().items():
+        assert torch.equal(value, start[name]), name
+    train.train_and_save(trainer)
+    assert all(torch.equal(v, start[k]) for k, v in teacher.backbone.state_dict().items())  # still the start
+    trained = SimCSEGSModel.from_pretrained(tmp_path / "o")
+    assert not torch.equal(trained.backbone.state_dict()["encoder.layer.1.output.dense.weight"],
+                           start["encoder.layer.1.output.dense.weight"])
+    assert not any("teacher" in key for key in trained.state_dict())
+    assert any("distill_loss" in h for h in log_history(tmp_path / "o"))
