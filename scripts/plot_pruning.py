@@ -11,7 +11,8 @@ issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded
 
 ``--trained DIR`` adds the trained runs (``DIR/<run>/seed<S>/eval_test.json``, mean ± std over seeds): ``plain``
 (unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``)
-and ``learned-l...`` (the speed of ``checkpoint``), each speed read from ``DIR/speed.json`` when it has it
+and ``learned-l...`` (the speed of ``checkpoint``), a ``-initial`` suffix (frozen initial teacher) the speed of the
+same schedule, each speed read from ``DIR/speed.json`` when it has it
 (``bench/pruned_encode.py --checkpoint``), else from ``<root>/speed.json``.
 """
 
@@ -54,7 +55,12 @@ def collect(root: Path) -> tuple[float, list[dict]]:
 
 
 def speed_key(run: str) -> str:
-    """The bench/pruned_encode.py method whose speed a trained run has: attention-l2-r0.5 -> attention@2=0.5."""
+    """The bench/pruned_encode.py method whose speed a trained run has: attention-l2-r0.5 -> attention@2=0.5.
+
+    A teacher suffix (``-initial``, scripts/pruned_training.sh's TEACHER=initial) changes the training, not the
+    encoder's shape, so the run has the speed of the same schedule.
+    """
+    run = run.removesuffix("-initial")
     if run == "plain":
         return "backbone"
     scorer, layers, rates = run.rsplit("-", 2)
