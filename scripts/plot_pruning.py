@@ -10,10 +10,10 @@ Prints a markdown table and draws STS avg (y) against the **measured** speed-up 
 issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded.
 
 ``--trained DIR`` adds the trained runs (``DIR/<run>/seed<S>/eval_test.json``, mean ± std over seeds): ``plain``
-(unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``)
-and ``learned-l...`` (the speed of ``checkpoint``), a ``-initial`` suffix (frozen initial teacher) the speed of the
-same schedule, each speed read from ``DIR/speed.json`` when it has it
-(``bench/pruned_encode.py --checkpoint``), else from ``<root>/speed.json``.
+(unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``;
+``learned-l2-r0.5``: of the ``checkpoint`` a ``bench/pruned_encode.py --checkpoint DIR/learned-l2-r0.5/seed1`` run
+measured), a ``-initial`` suffix (frozen initial teacher) the speed of the same schedule, each speed read from
+``DIR/speed*.json`` when they have it, else from ``<root>/speed.json``.
 """
 
 from __future__ import annotations
@@ -64,17 +64,30 @@ def speed_key(run: str) -> str:
     if run == "plain":
         return "backbone"
     scorer, layers, rates = run.rsplit("-", 2)
-    if scorer == "learned":
-        return "checkpoint"
     return f"{scorer}@{layers.removeprefix('l')}={rates.removeprefix('r')}"
+
+
+def read_speeds(path: Path) -> dict[str, float]:
+    """A bench/pruned_encode.py JSON's speed-ups; a ``--checkpoint`` learned run's under its schedule's key.
+
+    ``checkpoint`` (the trained model's own scorer) becomes ``learned@2=0.5`` for a checkpoint in a run folder named
+    ``learned-l2-r0.5[-initial]``, so several learned schedules can each have their speed file (speed*.json).
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    speeds = dict(data["speedup"])
+    checkpoint = data.get("args", {}).get("checkpoint")
+    run = Path(checkpoint).parent.name if checkpoint else ""
+    if "checkpoint" in speeds and run.startswith("learned-"):
+        speeds[speed_key(run)] = speeds.pop("checkpoint")
+    return speeds
 
 
 def collect_trained(root: Path, trained: Path) -> list[dict]:
     """One row per trained run: STS avg mean ± std over its seeds, and its measured speed-up."""
     speeds = {}
-    for source in (root / "speed.json", trained / "speed.json"):  # the trained folder's own run wins
+    for source in (root / "speed.json", *sorted(trained.glob("speed*.json"))):  # the trained folder's runs win
         if source.is_file():
-            speeds.update(json.loads(source.read_text(encoding="utf-8"))["speedup"])
+            speeds.update(read_speeds(source))
     rows = []
     for run in sorted(p for p in trained.iterdir() if p.is_dir()):
         avgs = [sts_avg(f) for f in sorted(run.glob("seed*/eval_test.json"))]

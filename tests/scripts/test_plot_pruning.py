@@ -38,14 +38,16 @@ def test_missing_unpruned_evaluation_is_named(tmp_path):
         main([str(tmp_path)])
 
 
-def write_trained(root, avgs: dict[str, list[float]], speedup: dict[str, float] | None = None) -> None:
+def write_trained(root, avgs: dict[str, list[float]], speedup: dict[str, float] | None = None,
+                  checkpoint: str = "results/pruned_training/learned-l2-r0.5/seed1", file: str = "speed.json") -> None:
     for name, values in avgs.items():
         for seed, avg in enumerate(values, 1):
             (root / name / f"seed{seed}").mkdir(parents=True)
             (root / name / f"seed{seed}" / "eval_test.json").write_text(
                 json.dumps({"models": [{"simcse": {"avg": avg}}]}))
     if speedup is not None:
-        (root / "speed.json").write_text(json.dumps({"speedup": {"backbone": 1.0, **speedup}}))
+        (root / file).write_text(json.dumps({"args": {"checkpoint": checkpoint},
+                                             "speedup": {"backbone": 1.0, **speedup}}))
 
 
 def test_trained_runs_get_mean_and_std_over_seeds_and_the_speed_of_their_schedule(tmp_path):
@@ -79,3 +81,16 @@ def test_a_run_with_the_frozen_initial_teacher_has_the_speed_of_its_schedule(tmp
     lines = [line for line in text.splitlines() if line.startswith("| `") and "%" not in line]
     assert lines == ["| `attention-l2-r0.5-initial` | 2 | 1.55 | 79.20 ± 0.28 | -0.80 |",
                      "| `learned-l2-r0.5-initial` | 1 | 1.50 | 79.50 ± 0.00 | -0.50 |"]
+
+
+def test_each_learned_schedule_takes_the_speed_of_its_own_checkpoint(tmp_path):
+    write_sweep(tmp_path / "free", {"none": 80.0}, {})
+    write_trained(tmp_path / "trained", {"learned-l2-r0.5": [79.5], "learned-l2-r0.7-initial": [79.9]},
+                  {"checkpoint": 1.5})
+    write_trained(tmp_path / "trained", {}, {"checkpoint": 1.2}, "results/x/learned-l2-r0.7-initial/seed1",
+                  "speed-r0.7.json")
+    main = runpy.run_path(str(REPO / "scripts" / "plot_pruning.py"))["main"]
+    text = main([str(tmp_path / "free"), "--trained", str(tmp_path / "trained")])
+    lines = [line for line in text.splitlines() if line.startswith("| `") and "%" not in line]
+    assert lines == ["| `learned-l2-r0.5` | 1 | 1.50 | 79.50 ± 0.00 | -0.50 |",
+                     "| `learned-l2-r0.7-initial` | 1 | 1.20 | 79.90 ± 0.00 | -0.10 |"]
