@@ -10,6 +10,8 @@
 #   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32
 #                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
 #   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
+#   CONFIG=configs/cpu-minilm-cls-simcse.yaml OUTPUT_ROOT=results/pruned_training_cls TEACHER=initial \
+#     bash scripts/pruned_training.sh                  # setting (b): SimCSE's [CLS] pooler, where training has room
 # Seeds run in the outer loop so that a stopped run leaves a balanced table; re-running skips finished runs.
 # Small result files (eval_test.json, trainer_state.json) are copied to KEEP_DIR (default docs/results/<basename of
 # OUTPUT_ROOT>/); MODEL, TRAIN_FILE and SENTEVAL_DATA reach run_experiment.sh. Training runs in fp32 by default: on
@@ -20,6 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-500}"; LAYERS="${LAYERS:-2}"; RATES="${RATES:-0.5}"
+CONFIG="${CONFIG:-configs/cpu-minilm-unsup-simcse.yaml}"
 DISTILL="${DISTILL:-1.0}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
 METHODS="${METHODS:-learned attention plain}"
 case "$PRECISION" in
@@ -39,7 +42,7 @@ for seed in $SEEDS; do
       plain) name="plain"; flags=() ;;
       *) echo "error: unknown method '$method' (learned, attention, plain)" >&2; exit 2 ;;
     esac
-    bash scripts/run_experiment.sh configs/cpu-minilm-unsup-simcse.yaml --seeds "$seed" --output_root "$OUTPUT_ROOT" \
+    bash scripts/run_experiment.sh "$CONFIG" --seeds "$seed" --output_root "$OUTPUT_ROOT" \
       --name "$name" --eval_flags "--protocol simcse --no_progress" -- --max_steps "$STEPS" --logging_steps 50 \
       "${precision_flags[@]}" "${flags[@]}"
     mkdir -p "$keep_dir/$name/seed$seed"
