@@ -69,6 +69,7 @@ class ViewEmbeddings:
     mlm_loss_sum: torch.Tensor | None = None
     mlm_count: torch.Tensor | None = None
     teacher: torch.Tensor | None = None  # [V, B, H] the full-token embeddings (self-distillation), no gradient
+    student: torch.Tensor | None = None  # [V, B, H] ``z`` as inference gives it (no training-only MLP): distilled
 
 
 @dataclass
@@ -319,11 +320,13 @@ class SimCSEGSModel(PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         token_keep: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        with_mlp: bool = True,
     ) -> torch.Tensor:
         """Sentence vectors of a flat batch [N, L] under the given keep weights (None = keep all), every token
         through every layer (in-encoder pruning: :meth:`embed_pruned`).
 
-        ``position_ids`` are only given for a pruned batch (its tokens keep their original positions).
+        ``position_ids`` are only given for a pruned batch (its tokens keep their original positions);
+        ``with_mlp=False`` gives the pooled vectors before SimCSE's MLP (:meth:`apply_mlp`).
         """
         needs_all_layers = self.config.pooler_type in ("avg_top2", "avg_first_last")
         kwargs = {}
@@ -343,7 +346,13 @@ class SimCSEGSModel(PreTrainedModel):
         hidden = out.hidden_states if needs_all_layers else (out.last_hidden_state,)
         weights = token_keep if self.keep_policy.drops_in_training else None  # the drop controls weigh alike
         z = pool(self.config.pooler_type, hidden, attention_mask, weights)
-        if self.mlp is not None and (self.training or not self.config.mlp_only_train):
+        return self.apply_mlp(z) if with_mlp else z
+
+    def apply_mlp(self, z: torch.Tensor, training: bool | None = None) -> torch.Tensor:
+        """SimCSE's MLP over pooled vectors where it applies: always, or in training only under
+        ``mlp_only_train`` (``training`` defaults to the module's mode)."""
+        training = self.training if training is None else training
+        if self.mlp is not None and (training or not self.config.mlp_only_train):
             z = self.mlp(z)
         return z
 
@@ -356,6 +365,7 @@ class SimCSEGSModel(PreTrainedModel):
         tau: float | None = None,
         prune: bool = True,
         idf: torch.Tensor | None = None,
+        with_mlp: bool = True,
     ) -> tuple[torch.Tensor, PrunedEncoding]:
         """Sentence vectors of a flat batch [N, L] with tokens pruned (or merged) inside the encoder after the
         ``schedule``'s layers (default: the model's own), and what was kept (:mod:`.layer_pruning`).
@@ -374,9 +384,7 @@ class SimCSEGSModel(PreTrainedModel):
                                  schedule, token_type_ids, self.layer_scorer, idf, prune, tau,
                                  self.config.gs_drop_special_tokens)
         z = encoding.pooled(self.config.pooler_type)
-        if self.mlp is not None and (self.training or not self.config.mlp_only_train):
-            z = self.mlp(z)
-        return z, encoding
+        return (self.apply_mlp(z) if with_mlp else z), encoding
 
     def keep_initial_teacher(self) -> None:
         """Freeze a copy of the model as it is now as the distillation teacher (``--distill_teacher initial``).
@@ -462,13 +470,17 @@ class SimCSEGSModel(PreTrainedModel):
             if self.training and self.prune_schedule.learned and tau is None:
                 raise ValueError("Training the learned prune scorer needs the relaxed top-k's temperature: pass tau= "
                                  "(the Trainer does, annealed as --init_tau/--min_tau/--tau_decay_rate).")
-            z, encoding = self.embed_pruned(ids, mask, types, tau=tau if self.training else None)
+            pooled, encoding = self.embed_pruned(ids, mask, types, tau=tau if self.training else None,
+                                              with_mlp=False)
             decision = KeepDecision([None], pruned_statistics(encoding, mask, self.special_tokens_mask(ids),
                                                               self.config.gs_drop_special_tokens))
             decision.decided_tokens = decision.statistics.pop("decided_tokens")
         else:
-            z = self.embed(ids, mask, types, decision.stacked())
+            pooled = self.embed(ids, mask, types, decision.stacked(), with_mlp=False)
+        z = self.apply_mlp(pooled)
         out = ViewEmbeddings(z.view(n_views, batch, -1), decision, teacher=teacher)
+        if teacher is not None:  # distil the vectors inference gives (the teacher's space), not the training MLP's
+            out.student = self.apply_mlp(pooled, training=False).view(n_views, batch, -1)
         if mlm_input_ids is not None and self.mlm_head is not None:
             flat_labels = views(mlm_labels)
             hidden = self.backbone(input_ids=views(mlm_input_ids), attention_mask=views(attention_mask))
@@ -500,7 +512,8 @@ class SimCSEGSModel(PreTrainedModel):
         distill_loss = None
         if parts[0].teacher is not None:
             teacher = torch.cat([part.teacher for part in parts], dim=1) if len(parts) > 1 else parts[0].teacher
-            distill_loss = self_distillation_loss(z, teacher, self.config.distill_loss, self.loss_fn.temp)
+            student = torch.cat([part.student for part in parts], dim=1) if len(parts) > 1 else parts[0].student
+            distill_loss = self_distillation_loss(student, teacher, self.config.distill_loss, self.loss_fn.temp)
             loss = loss + self.config.distill_weight * distill_loss
         return SimCSEGSOutput(
             loss=loss,

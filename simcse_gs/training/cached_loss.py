@@ -143,7 +143,13 @@ def _one_part(parts: Sequence[ViewEmbeddings]) -> ViewEmbeddings:
     )
     mlm_sum = None if parts[0].mlm_loss_sum is None else torch.stack([p.mlm_loss_sum for p in parts]).sum()
     mlm_count = None if parts[0].mlm_count is None else torch.stack([p.mlm_count for p in parts]).sum()
-    return ViewEmbeddings(torch.cat([p.z for p in parts], dim=1), decision, mlm_sum, mlm_count)
+
+    def views(name: str) -> torch.Tensor | None:  # [V, B, H] fields, joined along the batch
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else torch.cat(values, dim=1)
+
+    return ViewEmbeddings(views("z"), decision, mlm_sum, mlm_count, teacher=views("teacher"),
+                          student=views("student"))
 
 
 def loss_of_parts(model: SimCSEGSModel, parts: Sequence[ViewEmbeddings]) -> SimCSEGSOutput:

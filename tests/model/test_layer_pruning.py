@@ -115,6 +115,24 @@ def test_the_learned_scorer_trains_and_distillation_pulls_towards_the_full_model
     assert out.keep_rate is not None and out.keep_rate < 1
 
 
+@pytest.mark.parametrize("mlp_only_train", [True, False])
+def test_distillation_compares_the_vectors_inference_gives(tiny_bert_dir, mlp_only_train):
+    """The teacher is the vector inference gives; so is the distilled student: with SimCSE's MLP in training only
+    ([CLS] setting) the raw [CLS], not the MLP's output. Keeping every token with dropout off the two coincide."""
+    model = build(tiny_bert_dir, use_gs=False, pooler_type="cls", mlp_only_train=mlp_only_train, prune_layers=[1],
+                  prune_keep_rates=[1.0], prune_scorer="attention", distill_weight=1.0).train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model.backbone.config.attention_probs_dropout_prob = 0.0
+    enc = batch(model)
+    out = model(**{k: v[:, None] for k, v in enc.items()})
+    assert out.distill_loss < 1e-6
+    teacher = model.teacher_embeddings(enc["input_ids"], enc["attention_mask"])
+    # the contrastive loss still sees the MLP in training: there the training vectors differ from the teacher's
+    assert torch.allclose(out.embeddings, teacher, atol=1e-5) != mlp_only_train
+
+
 def test_the_initial_teacher_stays_fixed_while_the_self_teacher_moves(tiny_bert_dir, tmp_path):
     """--distill_teacher initial: a frozen copy of the starting model, outside the state dict and the checkpoint."""
     frozen = pruning_model(tiny_bert_dir, "attention", [1], [0.5], distill_weight=1.0, distill_teacher="initial")

@@ -50,12 +50,19 @@ CASES: dict[str, dict] = {
     "idf_drop": {"use_gs": False, "pooler_type": "avg", "token_drop_rate": 0.3, "token_drop_heuristic": "idf"},
     "mlm_plain": {"use_gs": False, "pooler_type": "cls", "do_mlm": True, "mlm_weight": 0.3},
     "mlm_gs": {**GS, "do_mlm": True, "mlm_weight": 0.3},
+    "pruned_distill_cls_mlp_only_train": {"use_gs": False, "pooler_type": "cls", "mlp_only_train": True,
+                                          "prune_layers": [1], "prune_keep_rates": [0.5], "prune_scorer": "attention",
+                                          "distill_weight": 1.0},
+    "pruned_learned_distill": {"use_gs": False, "pooler_type": "avg", "prune_layers": [1], "prune_keep_rates": [0.5],
+                               "prune_scorer": "learned", "distill_weight": 1.0},
+    "random_drop_distill": {"use_gs": False, "pooler_type": "avg", "token_drop_rate": 0.3, "distill_weight": 1.0},
 }
 # Whose training keep is deterministic once dropout is off (on ContentNoise for the proxy policies): their cached
 # loss must equal one full forward. topk, hard_concrete and random_drop draw inside their own samplers.
 DETERMINISTIC = ["plain", "plain_sup_hard_negatives", "plain_roberta_sup_pairs", "gs_soft", "gs_soft_roberta",
                  "gs_st", "gs_reinforce_sentence", "gs_reinforce_batch", "gs_reinforce_sup_sentence",
-                 "gs_keep_rate_penalty", "gs_sup_hard_negatives", "idf_drop", "mlm_plain", "mlm_gs"]
+                 "gs_keep_rate_penalty", "gs_sup_hard_negatives", "idf_drop", "mlm_plain", "mlm_gs",
+                 "pruned_distill_cls_mlp_only_train"]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,8 @@ def test_cached_loss_equals_the_chunks_embedded_with_graph(tiny_bert_dir, tiny_r
     if hasattr(model, "reinforce_baseline"):  # updated once, from the whole batch's loss
         assert model.reinforce_baseline.item() == pytest.approx(ref_model.reinforce_baseline.item(), rel=1e-6)
         assert model.reinforce_baseline.item() != 1.5
-    for key in ("contrastive_loss", "keep_prob", "keep_rate", "keep_entropy", "mlm_loss", "keep_rate_loss"):
+    for key in ("contrastive_loss", "keep_prob", "keep_rate", "keep_entropy", "mlm_loss", "keep_rate_loss",
+                "distill_loss"):
         assert (out.get(key) is None) == (ref.get(key) is None), key
         if out.get(key) is not None:
             torch.testing.assert_close(out[key], ref[key].detach(), rtol=1e-5, atol=1e-7)
