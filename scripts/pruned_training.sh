@@ -10,6 +10,7 @@
 #   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32
 #                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
 #   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
+#   TEACHER=initial DISTILL=4.0 METHODS=learned bash scripts/pruned_training.sh   # a heavier distillation (run name -d4.0)
 #   CONFIG=configs/cpu-minilm-cls-simcse.yaml OUTPUT_ROOT=results/pruned_training_cls TEACHER=initial \
 #     bash scripts/pruned_training.sh                  # setting (b): SimCSE's [CLS] pooler, where training has room
 # Seeds run in the outer loop so that a stopped run leaves a balanced table; re-running skips finished runs.
@@ -31,7 +32,7 @@ case "$PRECISION" in
   *) echo "error: PRECISION must be bf16 or fp32, got '$PRECISION'" >&2; exit 2 ;;
 esac
 keep_dir="${KEEP_DIR:-docs/results/$(basename "$OUTPUT_ROOT")}"
-tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"
+tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"; [ "$DISTILL" = 1.0 ] || tag="$tag-d$DISTILL"
 
 for seed in $SEEDS; do
   for method in $METHODS; do
