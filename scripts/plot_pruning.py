@@ -12,14 +12,15 @@ issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded
 ``--trained DIR`` adds the trained runs (``DIR/<run>/seed<S>/eval_test.json``, mean ± std over seeds): ``plain``
 (unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``;
 ``learned-l2-r0.5``: of the ``checkpoint`` a ``bench/pruned_encode.py --checkpoint DIR/learned-l2-r0.5/seed1`` run
-measured), a ``-initial`` suffix (frozen initial teacher) the speed of the same schedule, each speed read from
-``DIR/speed*.json`` when they have it, else from ``<root>/speed.json``.
+measured); a ``-initial`` (frozen initial teacher) or ``-d<weight>`` (distillation weight) suffix: the speed of the
+same schedule; each speed read from ``DIR/speed*.json`` when they have it, else from ``<root>/speed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -57,10 +58,10 @@ def collect(root: Path) -> tuple[float, list[dict]]:
 def speed_key(run: str) -> str:
     """The bench/pruned_encode.py method whose speed a trained run has: attention-l2-r0.5 -> attention@2=0.5.
 
-    A teacher suffix (``-initial``, scripts/pruned_training.sh's TEACHER=initial) changes the training, not the
-    encoder's shape, so the run has the speed of the same schedule.
+    A training suffix (``-initial``: TEACHER=initial; ``-d4.0``: DISTILL=4.0 of scripts/pruned_training.sh) changes
+    the training, not the encoder's shape, so the run has the speed of the same schedule.
     """
-    run = run.removesuffix("-initial")
+    run = re.sub(r"(-initial|-d[0-9.]+)+$", "", run)
     if run == "plain":
         return "backbone"
     scorer, layers, rates = run.rsplit("-", 2)
