@@ -72,13 +72,14 @@ def read_speeds(path: Path) -> dict[str, float]:
     """A bench/pruned_encode.py JSON's speed-ups; a ``--checkpoint`` learned run's under its schedule's key.
 
     ``checkpoint`` (the trained model's own scorer) becomes ``learned@2=0.5`` for a checkpoint in a run folder named
-    ``learned-l2-r0.5[-initial]``, so several learned schedules can each have their speed file (speed*.json).
+    ``learned-l2-r0.5[-initial]`` (``learned_idf@2=0.5`` for ``learned_idf-...``), so several learned schedules can
+    each have their speed file (speed*.json).
     """
     data = json.loads(path.read_text(encoding="utf-8"))
     speeds = dict(data["speedup"])
     checkpoint = data.get("args", {}).get("checkpoint")
     run = Path(checkpoint).parent.name if checkpoint else ""
-    if "checkpoint" in speeds and run.startswith("learned-"):
+    if "checkpoint" in speeds and run.startswith("learned"):  # learned-..., learned_idf-... (an IDF prior)
         speeds[speed_key(run)] = speeds.pop("checkpoint")
     return speeds
 

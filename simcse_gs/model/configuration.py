@@ -175,8 +175,9 @@ MODEL_SETTINGS: tuple[Setting, ...] = (
             choices=SCORERS),
     Setting("prune_scorer_prior", str, "attention",
             f"The learned scorer's prior, one of {', '.join(SCORER_PRIORS)}: attention = the head learns a correction "
-            "to the attention score (an untrained head prunes as --prune_scorer attention does); none = the head "
-            "alone.", choices=SCORER_PRIORS),
+            "to the attention score (an untrained head prunes as --prune_scorer attention does); idf = a correction to "
+            "the training file's IDF table (the model carries the table); none = the head alone.",
+            choices=SCORER_PRIORS),
     Setting("distill_weight", float, 0.0,
             "Weight of the self-distillation term: the token-dropping model's sentence embedding is pulled towards the "
             "same encoder's full-token embedding (no gradient through that teacher). 0 = off.",

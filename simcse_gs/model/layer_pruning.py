@@ -10,9 +10,10 @@ k, 1-based, so layers k+1..L see fewer tokens) and the share of each sentence's 
 
 Scorers (:data:`SCORERS`):
 
-* ``learned``: a small head per prune point on the hidden states (:class:`LayerScorer`), plus, by default, the
-  ``attention`` score as a prior; its last layer starts at zero, so an untrained model prunes as ``attention`` does
-  and training learns the correction. Trained through a Gumbel-perturbed relaxed top-k (:mod:`.policy_topk`): the
+* ``learned``: a small head per prune point on the hidden states (:class:`LayerScorer`), plus a prior: the
+  ``attention`` score (default) or the ``idf`` table (the best training-free dropping scorer for mean pooling,
+  docs/RESULTS.md); its last layer starts at zero, so an untrained model prunes as its prior does and training
+  learns the correction. Trained through a Gumbel-perturbed relaxed top-k (:mod:`.policy_topk`): the
   forward pass keeps exactly the hard top-k, and each kept token's hidden state is multiplied by its straight-through
   weight (1 in the forward pass), whose gradient reaches the head (also for the dropped tokens, through the
   relaxation's normalisation).
@@ -45,7 +46,7 @@ from .policy_random_drop import sentence_hash_uniform
 from .policy_topk import relaxed_topk
 
 SCORERS = ("learned", "attention", "first", "idf", "random", "merge")
-SCORER_PRIORS = ("attention", "none")
+SCORER_PRIORS = ("attention", "idf", "none")
 PRUNABLE_POOLERS = ("cls", "cls_before_pooler", "avg")
 _EPS = 1e-6
 
@@ -102,6 +103,11 @@ class PruneSchedule:
     @property
     def learned(self) -> bool:
         return self.scorer == "learned"
+
+    @property
+    def uses_idf(self) -> bool:
+        """Whether the scores read an IDF table (the model then carries one, filled from the training file)."""
+        return self.scorer == "idf" or (self.learned and self.prior == "idf")
 
 
 class LayerScorer(nn.Module):
@@ -199,15 +205,20 @@ def _scores(schedule: PruneSchedule, point: int, state: TokenState, hidden_in: t
     name = schedule.scorer
     if name == "first":
         return -state.index.float()
-    if name == "idf":
+    if name == "idf" or (name == "learned" and schedule.prior == "idf"):
         if idf is None:
-            raise ValueError("--prune_scorer idf needs an IDF table (a checkpoint's own, or evaluation.py --idf_file).")
-        return idf.to(input_ids.device)[input_ids.gather(1, state.index)].float()
+            raise ValueError(f"--prune_scorer {name} with an IDF {'prior' if name == 'learned' else 'score'} needs an "
+                             "IDF table (a checkpoint's own, or evaluation.py --idf_file).")
+        table = idf.to(input_ids.device)[input_ids.gather(1, state.index)].float()
+        if name == "idf":
+            return table
     if name == "random":
         return sentence_hash_uniform(input_ids, attention_mask).gather(1, state.index)
     prior = torch.zeros(state.real.shape, device=state.hidden.device)
     if name == "attention" or schedule.prior == "attention":
         prior = torch.log(attention_significance(layer, hidden_in, bias, state.real) + _EPS)
+    elif schedule.prior == "idf":
+        prior = table
     if name == "attention":
         return prior
     if scorer is None:

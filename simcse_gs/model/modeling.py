@@ -145,6 +145,8 @@ class SimCSEGSModel(PreTrainedModel):
             self.prune_schedule.check(self.backbone.config.num_hidden_layers, config.pooler_type)
             if self.prune_schedule.learned:
                 self.layer_scorer = LayerScorer(self.backbone.config.hidden_size, len(self.prune_schedule.layers))
+            if self.prune_schedule.uses_idf and not hasattr(self, "idf"):  # train.py fills it from the training file
+                self.register_buffer("idf", torch.ones(self.backbone.config.vocab_size), persistent=True)
         self.tokenizer = None
         self.post_init()
 

@@ -107,7 +107,7 @@ def setup(argv: list[str] | None = None, prog: str = PROG) -> SimCSETrainer:
                                            data_args.preprocessing_num_workers, model_args.cache_dir)
     n_sent = len(train_dataset[0]["input_ids"])
     check_last_batch(len(train_dataset), n_sent, training_args)
-    if model.config.token_drop_heuristic == "idf":  # the heuristic's table comes from the training file
+    if hasattr(model, "idf"):  # the IDF heuristic's or IDF-scored pruning's table comes from the training file
         model.idf.copy_(idf_from_dataset(train_dataset, model.backbone.config.vocab_size))
     return SimCSETrainer(
         model=model,

@@ -72,6 +72,28 @@ def test_keeping_every_token_is_the_unpruned_backbone(four_layer_dir, scorer):
                                atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=list(SCHEDULES))
+def test_the_idf_prior_starts_as_idf_pruning_and_its_head_moves_it(four_layer_dir, schedule):
+    """An untrained head adds nothing to its IDF prior (the idf scorer's vectors); a trained one changes the keep set,
+    and removing the dropped tokens still gives the masked model's vectors."""
+    idf = pruning_model(four_layer_dir, "idf", *SCHEDULES[schedule])
+    untrained = build(four_layer_dir, use_gs=False, pooler_type="avg", prune_layers=SCHEDULES[schedule][0],
+                      prune_keep_rates=SCHEDULES[schedule][1], prune_scorer="learned",
+                      prune_scorer_prior="idf").eval()
+    assert untrained.idf.shape == idf.idf.shape  # the model carries its table
+    untrained.idf = idf.idf
+    torch.testing.assert_close(untrained.encode(LONG, batch_size=3), idf.encode(LONG, batch_size=3), atol=1e-5, rtol=0)
+    trained = pruning_model(four_layer_dir, "learned", *SCHEDULES[schedule], prune_scorer_prior="idf")
+    trained.idf = idf.idf
+    enc = batch(trained)
+    with torch.no_grad():
+        pruned, _ = trained.embed_pruned(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
+        masked, _ = trained.embed_pruned(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"),
+                                         prune=False)
+    torch.testing.assert_close(pruned, masked, atol=1e-5, rtol=0)
+    assert not torch.allclose(pruned, idf.encode(LONG, batch_size=len(LONG)), atol=1e-3)
+
+
 def test_the_kept_counts_follow_the_schedule(four_layer_dir):
     model = pruning_model(four_layer_dir, "attention", [1, 2, 3], [0.8, 0.6, 0.3])
     enc = batch(model)

@@ -130,17 +130,22 @@ def test_pruning_sweep_evaluates_every_method_times_them_and_draws_the_figure(ti
 def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_results(
         tiny_bert_dir, unsup_file, sts_data, tmp_path):
     env = {"MODEL": tiny_bert_dir, "TRAIN_FILE": unsup_file, "SENTEVAL_DATA": sts_data, "SEEDS": "1", "STEPS": "2",
-           "LAYERS": "1", "RATES": "0.5", "OUTPUT_ROOT": str(tmp_path / "pt"), "KEEP_DIR": str(tmp_path / "keep")}
+           "LAYERS": "1", "RATES": "0.5", "OUTPUT_ROOT": str(tmp_path / "pt"), "KEEP_DIR": str(tmp_path / "keep"),
+           "METHODS": "learned attention plain learned_idf"}
     proc = run_script("pruned_training.sh", env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["attention-l1-r0.5", "learned-l1-r0.5", "plain"]
-    for name, scorer in (("learned-l1-r0.5", "learned"), ("attention-l1-r0.5", "attention"), ("plain", None)):
+    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["attention-l1-r0.5", "learned-l1-r0.5",
+                                                                      "learned_idf-l1-r0.5", "plain"]
+    for name, scorer, prior in (("learned-l1-r0.5", "learned", "attention"), ("attention-l1-r0.5", "attention", None),
+                                ("plain", None, None), ("learned_idf-l1-r0.5", "learned", "idf")):
         config = json.loads((tmp_path / "pt" / name / "seed1" / "config.json").read_text())
         assert config.get("prune_scorer") == scorer if scorer else not config.get("prune_layers")
         if scorer:
             assert config["prune_layers"] == [1] and config["prune_keep_rates"] == [0.5]
             assert config["distill_weight"] == 1.0
+        if prior:
+            assert config["prune_scorer_prior"] == prior
         assert "avg" in json.loads((tmp_path / "keep" / name / "seed1" / "eval_test.json").read_text())[
             "models"][0]["simcse"]
     again = run_script("pruned_training.sh", env=env, timeout=900)
-    assert again.returncode == 0 and again.stdout.count("done already, skipping") == 3
+    assert again.returncode == 0 and again.stdout.count("done already, skipping") == 4

@@ -324,3 +324,24 @@ def test_train_py_distils_towards_the_starting_weights_with_distill_teacher_init
                            start["encoder.layer.1.output.dense.weight"])
     assert not any("teacher" in key for key in trained.state_dict())
     assert any("distill_loss" in h for h in log_history(tmp_path / "o"))
+
+
+@pytest.mark.parametrize("scorer", [["--prune_scorer", "idf"],
+                                    ["--prune_scorer", "learned", "--prune_scorer_prior", "idf"]],
+                         ids=["idf", "learned-idf-prior"])
+def test_idf_scored_pruning_trains_with_the_training_file_table_and_ships_it(tiny_bert_dir, unsup_file, tmp_path,
+                                                                              scorer):
+    from simcse_gs.training.idf import idf_from_dataset
+
+    argv = ["--model_name_or_path", tiny_bert_dir, "--train_file", unsup_file, "--output_dir", str(tmp_path / "o"),
+            "--per_device_train_batch_size", "4", "--report_to", "none", "--max_steps", "2", "--save_strategy", "no",
+            "--dataloader_num_workers", "0", "--use_gs", "false", "--pooler_type", "avg", "--prune_layers", "1",
+            "--prune_keep_rates", "0.5", "--logging_steps", "1", *scorer]
+    trainer = train.setup(argv)
+    table = idf_from_dataset(trainer.train_dataset, trainer.model.backbone.config.vocab_size)
+    assert not torch.all(table == 1)
+    torch.testing.assert_close(trainer.model.idf, table)
+    train.train_and_save(trainer)
+    trained = SimCSEGSModel.from_pretrained(tmp_path / "o")
+    torch.testing.assert_close(trained.idf, table)  # the checkpoint prunes with the table it was trained with
+    assert trained.encode(SENTENCES[:2]).shape[0] == 2
