@@ -72,3 +72,14 @@ def test_every_test_the_docs_cite_exists():
                                                          file.read_text("utf-8"), re.M)):
             missing.append(f"{doc}: {path}{'::' + name if name else ''}")
     assert not missing, missing
+
+
+def test_every_flag_of_the_readme_flag_table_is_a_train_py_flag():
+    from simcse_gs.training.arguments import DataArguments, ModelArguments, SimCSETrainingArguments
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, SimCSETrainingArguments))
+    known = {option for action in parser._actions for option in action.option_strings}
+    rows = [line for line in (REPO / "README.md").read_text("utf-8").splitlines() if line.startswith("| `--")]
+    flags = {flag for row in rows for flag in re.findall(r"`(--[a-z_]+)", row.split("|")[1])}
+    assert {"--prune_layers", "--prune_scorer_prior", "--distill_teacher"} <= flags
+    assert not flags - known, sorted(flags - known)
