@@ -142,11 +142,13 @@ def plot(base: float, rows: list[dict], output: Path, trained: list[dict] | None
         for r in mine:
             ax.annotate(r["method"].split("@", 1)[-1], (r["speedup"], r["avg"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
-    for r in trained or []:
+    offsets = [(4, -9), (4, 4), (-4, -9), (-4, 4)]  # runs at the same speed (one schedule) get different corners
+    for i, r in enumerate(trained or []):
         ax.errorbar([r["speedup"]], [r["avg"]], yerr=[r["std"]], fmt="D", mfc="none", color="black", capsize=3,
                     zorder=4)
-        ax.annotate(f"trained: {r['method']}", (r["speedup"], r["avg"]), fontsize=6, xytext=(4, -9),
-                    textcoords="offset points")
+        dx, dy = offsets[i % len(offsets)]
+        ax.annotate(r["method"].replace("-l2-", "-"), (r["speedup"], r["avg"]), fontsize=5.5, xytext=(dx, dy),
+                    textcoords="offset points", ha="left" if dx > 0 else "right", color="0.25")
     xmax = max([TARGET_SPEEDUP + 0.2, *(r["speedup"] + 0.1 for r in rows)])
     ax.fill_between([TARGET_SPEEDUP, xmax], base - TARGET_LOSS, base + 0.5, color="green", alpha=0.08,
                     label=f">= {TARGET_SPEEDUP}x within {TARGET_LOSS} points (target)")
