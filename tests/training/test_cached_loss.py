@@ -164,11 +164,13 @@ def test_cached_loss_equals_the_chunks_embedded_with_graph(tiny_bert_dir, tiny_r
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("case", DETERMINISTIC)
 def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs, case, dtype):
-    """float64: the same maths (1e-6: the policies compute keep probabilities in float32, and the penalty's sums
-    over chunks round differently there: measured up to 2e-7 on CI's machine); float32: the rounding of matmuls
-    over chunks instead of the whole batch, measured up to 2e-5 of the gradients' norm on these tiny models on an
-    Intel Xeon and up to 4.2e-3 on an AMD EPYC (the loss sits near log(batch) here, so the gradients are small
-    differences of large terms), so 1e-2: the float64 cases carry the exactness, float32 that the dtype runs."""
+    """float64: the same maths (1e-5: the policies compute keep probabilities in float32, and the penalty's sums
+    over chunks round differently there: usually up to 2e-7, once 2.0e-6 on the proxy's token-type embeddings in a
+    full CI run on an Intel Xeon, not reproducible alone; a dropped or doubled term moves the gradients by far more
+    than 1e-5); float32: the rounding of matmuls over chunks instead of the whole batch, measured up to 2e-5 of the
+    gradients' norm on these tiny models on an Intel Xeon and up to 4.2e-3 on an AMD EPYC (the loss sits near
+    log(batch) here, so the gradients are small differences of large terms), so 1e-2: the float64 cases carry the
+    exactness, float32 that the dtype runs."""
     model, batch = make_model(no_dropout_dirs, case)
     ref_model, _ = make_model(no_dropout_dirs, case)
     model.to(dtype), ref_model.to(dtype)
@@ -176,14 +178,14 @@ def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs,
         out = cached_backward(model, batch, MINI, TAU)
         ref = ref_model(**batch, tau=TAU)
         ref.loss.backward()
-    assert_same(out, ref, model, ref_model, rtol=1e-6 if dtype == torch.float64 else 1e-2)
+    assert_same(out, ref, model, ref_model, rtol=1e-5 if dtype == torch.float64 else 1e-2)
     if hasattr(model, "reinforce_baseline"):
         assert model.reinforce_baseline.item() == pytest.approx(ref_model.reinforce_baseline.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 50])
 def test_every_chunk_size_gives_the_full_batch_gradient(no_dropout_dirs, size):
-    """Chunks of one example, uneven chunks, and one chunk holding the whole batch (or more); float64 (1e-6, as
+    """Chunks of one example, uneven chunks, and one chunk holding the whole batch (or more); float64 (1e-5, as
     above: the keep probabilities are float32)."""
     model, batch = make_model(no_dropout_dirs, "gs_keep_rate_penalty")
     ref_model, _ = make_model(no_dropout_dirs, "gs_keep_rate_penalty")
@@ -192,7 +194,7 @@ def test_every_chunk_size_gives_the_full_batch_gradient(no_dropout_dirs, size):
         out = cached_backward(model, batch, size, TAU, loss_divisor=2.0)
         ref = ref_model(**batch, tau=TAU)
         (ref.loss / 2.0).backward()  # as the Trainer divides by the micro-batches of a gradient accumulation
-    assert_same(out, ref, model, ref_model, rtol=1e-6)
+    assert_same(out, ref, model, ref_model, rtol=1e-5)
 
 
 def test_bf16_autocast_replays_the_chunks_exactly(tiny_bert_dir):
