@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from .budget import budget_size, topk_mask
+from .policy_idf_drop import idf_scores
 from .policy_random_drop import sentence_hash_uniform
 from .policy_topk import relaxed_topk
 
@@ -205,11 +206,11 @@ def _scores(schedule: PruneSchedule, point: int, state: TokenState, hidden_in: t
     name = schedule.scorer
     if name == "first":
         return -state.index.float()
-    if name == "idf" or (name == "learned" and schedule.prior == "idf"):
+    if schedule.uses_idf:
         if idf is None:
             raise ValueError(f"--prune_scorer {name} with an IDF {'prior' if name == 'learned' else 'score'} needs an "
                              "IDF table (a checkpoint's own, or evaluation.py --idf_file).")
-        table = idf.to(input_ids.device)[input_ids.gather(1, state.index)].float()
+        table = idf_scores(idf, input_ids.gather(1, state.index)).float()
         if name == "idf":
             return table
     if name == "random":

@@ -72,6 +72,14 @@ class ViewEmbeddings:
     student: torch.Tensor | None = None  # [V, B, H] ``z`` as inference gives it (no training-only MLP): distilled
 
 
+def join_views(parts: Sequence[ViewEmbeddings], field: str) -> torch.Tensor | None:
+    """One [V, B, H] field of a batch's parts (its chunks, in order) joined along the batch; None where it has none."""
+    values = [getattr(part, field) for part in parts]
+    if values[0] is None:
+        return None
+    return torch.cat(values, dim=1) if len(values) > 1 else values[0]
+
+
 @dataclass
 class SimCSEGSOutput(ModelOutput):
     """Loss, the first view's sentence vectors, and (GS) keep statistics of the batch as 0-d tensors."""
@@ -496,7 +504,7 @@ class SimCSEGSModel(PreTrainedModel):
         """The loss of a batch from its views' embeddings (one part, or the chunks it was embedded in, in order):
         the contrastive loss over the whole (and, under DDP, global) batch, plus what the keep policy adds (the
         keep-rate penalty, REINFORCE's surrogate) and the optional MLM term."""
-        z = torch.cat([part.z for part in parts], dim=1) if len(parts) > 1 else parts[0].z
+        z = join_views(parts, "z")
         decision = merge_decisions([part.decision for part in parts])
         contrastive = self.loss_fn(z[0], z[1], z[2] if z.shape[0] == 3 else None)
         loss = contrastive
@@ -513,9 +521,8 @@ class SimCSEGSModel(PreTrainedModel):
             loss = loss + keep_rate_loss
         distill_loss = None
         if parts[0].teacher is not None:
-            teacher = torch.cat([part.teacher for part in parts], dim=1) if len(parts) > 1 else parts[0].teacher
-            student = torch.cat([part.student for part in parts], dim=1) if len(parts) > 1 else parts[0].student
-            distill_loss = self_distillation_loss(student, teacher, self.config.distill_loss, self.loss_fn.temp)
+            distill_loss = self_distillation_loss(join_views(parts, "student"), join_views(parts, "teacher"),
+                                                  self.config.distill_loss, self.loss_fn.temp)
             loss = loss + self.config.distill_weight * distill_loss
         return SimCSEGSOutput(
             loss=loss,

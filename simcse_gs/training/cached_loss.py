@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from ..model import SimCSEGSModel
 from ..model.keep_policy import KeepDecision
-from ..model.modeling import SimCSEGSOutput, ViewEmbeddings
+from ..model.modeling import SimCSEGSOutput, ViewEmbeddings, join_views
 
 __all__ = ["RngState", "average_gradients", "cached_backward", "chunk_inputs", "loss_of_parts"]
 
@@ -143,13 +143,8 @@ def _one_part(parts: Sequence[ViewEmbeddings]) -> ViewEmbeddings:
     )
     mlm_sum = None if parts[0].mlm_loss_sum is None else torch.stack([p.mlm_loss_sum for p in parts]).sum()
     mlm_count = None if parts[0].mlm_count is None else torch.stack([p.mlm_count for p in parts]).sum()
-
-    def views(name: str) -> torch.Tensor | None:  # [V, B, H] fields, joined along the batch
-        values = [getattr(p, name) for p in parts]
-        return None if values[0] is None else torch.cat(values, dim=1)
-
-    return ViewEmbeddings(views("z"), decision, mlm_sum, mlm_count, teacher=views("teacher"),
-                          student=views("student"))
+    return ViewEmbeddings(join_views(parts, "z"), decision, mlm_sum, mlm_count, teacher=join_views(parts, "teacher"),
+                          student=join_views(parts, "student"))
 
 
 def loss_of_parts(model: SimCSEGSModel, parts: Sequence[ViewEmbeddings]) -> SimCSEGSOutput:
