@@ -10,10 +10,11 @@
 #                dropping scorer) instead of the attention score
 #   idf       --prune_scorer idf (the training file's table, fixed) + self-distillation: learned_idf's control
 #
-#   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32
+#   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32 LR=
 #                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
 #   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
 #   TEACHER=initial DISTILL=4.0 METHODS=learned bash scripts/pruned_training.sh   # a heavier distillation (run name -d4.0)
+#   TEACHER=initial LR=1e-4 METHODS=idf bash scripts/pruned_training.sh   # another learning rate (run name -lr1e-4)
 #   CONFIG=configs/cpu-minilm-cls-simcse.yaml OUTPUT_ROOT=results/pruned_training_cls TEACHER=initial \
 #     bash scripts/pruned_training.sh                  # setting (b): SimCSE's [CLS] pooler, where training has room
 # Seeds run in the outer loop so that a stopped run leaves a balanced table; re-running skips finished runs.
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-500}"; LAYERS="${LAYERS:-2}"; RATES="${RATES:-0.5}"
 CONFIG="${CONFIG:-configs/cpu-minilm-unsup-simcse.yaml}"
-DISTILL="${DISTILL:-1.0}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
+DISTILL="${DISTILL:-1.0}"; LR="${LR:-}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
 METHODS="${METHODS:-learned attention plain}"
 case "$PRECISION" in
   bf16) precision_flags=(--bf16 true) ;;
@@ -36,6 +37,7 @@ case "$PRECISION" in
 esac
 keep_dir="${KEEP_DIR:-docs/results/$(basename "$OUTPUT_ROOT")}"
 tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"; [ "$DISTILL" = 1.0 ] || tag="$tag-d$DISTILL"
+lr_flags=(); if [ -n "$LR" ]; then lr_flags=(--learning_rate "$LR"); tag="$tag-lr$LR"; fi   # empty: the config's
 
 for seed in $SEEDS; do
   for method in $METHODS; do
@@ -44,12 +46,12 @@ for seed in $SEEDS; do
         # shellcheck disable=SC2086
         flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "${method%_idf}" --distill_weight "$DISTILL" --distill_teacher "$TEACHER")
         if [ "$method" = learned_idf ]; then flags+=(--prune_scorer_prior idf); fi ;;
-      plain) name="plain"; flags=() ;;
+      plain) name="plain${LR:+-lr$LR}"; flags=() ;;
       *) echo "error: unknown method '$method' (learned, attention, plain, learned_idf, idf)" >&2; exit 2 ;;
     esac
     bash scripts/run_experiment.sh "$CONFIG" --seeds "$seed" --output_root "$OUTPUT_ROOT" \
       --name "$name" --eval_flags "--protocol simcse --no_progress" -- --max_steps "$STEPS" --logging_steps 50 \
-      "${precision_flags[@]}" "${flags[@]}"
+      "${precision_flags[@]}" "${lr_flags[@]}" "${flags[@]}"
     mkdir -p "$keep_dir/$name/seed$seed"
     cp "$OUTPUT_ROOT/$name/seed$seed/eval_test.json" "$OUTPUT_ROOT/$name/seed$seed/trainer_state.json" \
       "$keep_dir/$name/seed$seed/"
