@@ -9,6 +9,7 @@
 #   learned_idf  --prune_scorer learned --prune_scorer_prior idf: the head corrects the IDF table (the best free
 #                dropping scorer) instead of the attention score
 #   idf       --prune_scorer idf (the training file's table, fixed) + self-distillation: learned_idf's control
+#   merge     --prune_scorer merge (ToMe's matching, fixed: merges instead of dropping) + self-distillation
 #
 #   bash scripts/pruned_training.sh      # SEEDS="1 2 3" STEPS=500 LAYERS=2 RATES=0.5 DISTILL=1.0 PRECISION=fp32 LR=
 #                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
@@ -42,12 +43,12 @@ lr_flags=(); if [ -n "$LR" ]; then lr_flags=(--learning_rate "$LR"); tag="$tag-l
 for seed in $SEEDS; do
   for method in $METHODS; do
     case "$method" in
-      learned|attention|idf|learned_idf) name="$method-$tag"
+      learned|attention|idf|learned_idf|merge) name="$method-$tag"
         # shellcheck disable=SC2086
         flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "${method%_idf}" --distill_weight "$DISTILL" --distill_teacher "$TEACHER")
         if [ "$method" = learned_idf ]; then flags+=(--prune_scorer_prior idf); fi ;;
       plain) name="plain${LR:+-lr$LR}"; flags=() ;;
-      *) echo "error: unknown method '$method' (learned, attention, plain, learned_idf, idf)" >&2; exit 2 ;;
+      *) echo "error: unknown method '$method' (learned, attention, plain, learned_idf, idf, merge)" >&2; exit 2 ;;
     esac
     bash scripts/run_experiment.sh "$CONFIG" --seeds "$seed" --output_root "$OUTPUT_ROOT" \
       --name "$name" --eval_flags "--protocol simcse --no_progress" -- --max_steps "$STEPS" --logging_steps 50 \

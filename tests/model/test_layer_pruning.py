@@ -137,6 +137,20 @@ def test_the_learned_scorer_trains_and_distillation_pulls_towards_the_full_model
     assert out.keep_rate is not None and out.keep_rate < 1
 
 
+def test_merging_trains_with_distillation(tiny_bert_dir):
+    """Merging in training (scripts/pruned_training.sh METHODS=merge): the loss reaches the layers before and
+    after the merge point, and fewer tokens go through the layers after it."""
+    model = build(tiny_bert_dir, use_gs=False, pooler_type="avg", prune_layers=[1], prune_keep_rates=[0.5],
+                  prune_scorer="merge", distill_weight=1.0).train()
+    enc = batch(model)
+    out = model(**{k: v[:, None] for k, v in enc.items()})
+    assert out.distill_loss is not None and out.distill_loss > 0
+    out.loss.backward()
+    for layer in model.backbone.encoder.layer[:2]:
+        assert layer.attention.self.query.weight.grad.abs().sum() > 0
+    assert out.keep_rate is not None and out.keep_rate < 1
+
+
 @pytest.mark.parametrize("mlp_only_train", [True, False])
 def test_distillation_compares_the_vectors_inference_gives(tiny_bert_dir, mlp_only_train):
     """The teacher is the vector inference gives; so is the distilled student: with SimCSE's MLP in training only

@@ -150,9 +150,11 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
             "models"][0]["simcse"]
     again = run_script("pruned_training.sh", env=env, timeout=900)
     assert again.returncode == 0 and again.stdout.count("done already, skipping") == 4
-    other_lr = run_script("pruned_training.sh", env={**env, "METHODS": "attention plain", "LR": "1e-4"}, timeout=900)
+    other_lr = run_script("pruned_training.sh", env={**env, "METHODS": "merge plain", "LR": "1e-4"}, timeout=900)
     assert other_lr.returncode == 0, other_lr.stdout[-3000:] + other_lr.stderr[-3000:]
-    for name in ("attention-l1-r0.5-lr1e-4", "plain-lr1e-4"):  # a run of its own, beside the default rate's
+    for name in ("merge-l1-r0.5-lr1e-4", "plain-lr1e-4"):  # a run of its own, beside the default rate's
         assert (tmp_path / "keep" / name / "seed1" / "eval_test.json").is_file()
         args = torch.load(tmp_path / "pt" / name / "seed1" / "training_args.bin", weights_only=False)
         assert args.learning_rate == 1e-4
+    assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4" / "seed1" / "config.json").read_text())[
+        "prune_scorer"] == "merge"
