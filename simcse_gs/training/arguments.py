@@ -134,6 +134,12 @@ class SimCSETrainingArguments(TrainingArguments):
     proxy_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the proxy (default: --learning_rate)."}
     )
+    scorer_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the in-encoder learned scorer (--prune_scorer learned; default: "
+                  "--learning_rate). The head starts at zero as a correction to its prior, so at the encoder's rate it "
+                  "barely moves in a short run, as the proxy's does (docs/RESULTS.md)."},
+    )
     head_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Learning rate of the head on the pooled vector (the original GS repo's --model_head_lr; "
@@ -187,7 +193,7 @@ class SimCSETrainingArguments(TrainingArguments):
                 "backend (--ddp_backend), or run one process."
             )
         # torch's optimizers would stop with a traceback
-        for flag in ("learning_rate", "proxy_learning_rate", "head_learning_rate"):
+        for flag in ("learning_rate", "proxy_learning_rate", "head_learning_rate", "scorer_learning_rate"):
             value = getattr(self, flag)
             if value is not None and value < 0:
                 raise ValueError(f"--{flag} must be >= 0, got {value}: a negative step size would climb the loss.")

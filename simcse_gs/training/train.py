@@ -89,13 +89,18 @@ def setup(argv: list[str] | None = None, prog: str = PROG) -> SimCSETrainer:
                                  precision=data_args.eval_precision)
         check_sts_data(evaluator.task_path, data_args.eval_split)
 
+    settings = model_args.model_settings()
+    if training_args.scorer_learning_rate is not None and not (settings["prune_layers"]
+                                                               and settings["prune_scorer"] == "learned"):
+        raise ValueError("--scorer_learning_rate is the learning rate of the in-encoder learned scorer: set "
+                         "--prune_layers and --prune_scorer learned, or drop the flag.")
     load_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code}
     model = SimCSEGSModel.from_backbone(
         model_args.model_name_or_path,
         proxy_model_name_or_path=model_args.proxy_model_name_or_path,
         proxy_num_layers=model_args.proxy_num_layers,
         load_kwargs=load_kwargs,
-        **model_args.model_settings(),
+        **settings,
     )
     if model.config.distill_weight > 0 and model.config.distill_teacher == "initial":
         model.keep_initial_teacher()  # the starting weights, also when resuming (the checkpoint loads later)

@@ -272,14 +272,16 @@ class SimCSETrainer(Trainer):
         return metrics
 
     def create_optimizer(self, model=None):
-        """The default optimizer, with the proxy's and the head's parameters in their own groups at
-        ``--proxy_learning_rate`` and ``--head_learning_rate`` (the original GS repo's ``--model_head_lr``).
+        """The default optimizer, with the proxy's, the head's and the in-encoder scorer's parameters in their own
+        groups at ``--proxy_learning_rate``, ``--head_learning_rate`` (the original GS repo's ``--model_head_lr``) and
+        ``--scorer_learning_rate``.
 
         Weight decay follows the Trainer's rule (none on biases and LayerNorm weights), which is the original's.
         """
         opt_model = self.model if model is None else model
         rates = {"proxy.": getattr(self.args, "proxy_learning_rate", None),
-                 "mlp.": getattr(self.args, "head_learning_rate", None)}
+                 "mlp.": getattr(self.args, "head_learning_rate", None),
+                 "layer_scorer.": getattr(self.args, "scorer_learning_rate", None)}
         if self.optimizer is None and any(rate is not None for rate in rates.values()):
             decay = set(self.get_decay_parameter_names(opt_model))
 

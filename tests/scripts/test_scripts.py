@@ -158,3 +158,9 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
         assert args.learning_rate == 1e-4
     assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4" / "seed1" / "config.json").read_text())[
         "prune_scorer"] == "merge"
+    own_rate = run_script("pruned_training.sh", env={**env, "METHODS": "learned", "SCORER_LR": "1e-2"}, timeout=900)
+    assert own_rate.returncode == 0, own_rate.stdout[-3000:] + own_rate.stderr[-3000:]
+    args = torch.load(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2" / "seed1" / "training_args.bin", weights_only=False)
+    assert args.scorer_learning_rate == 1e-2
+    refused = run_script("pruned_training.sh", env={**env, "METHODS": "attention", "SCORER_LR": "1e-2"}, timeout=900)
+    assert refused.returncode == 2 and "SCORER_LR is the learned head's learning rate" in refused.stderr

@@ -345,3 +345,25 @@ def test_idf_scored_pruning_trains_with_the_training_file_table_and_ships_it(tin
     trained = SimCSEGSModel.from_pretrained(tmp_path / "o")
     torch.testing.assert_close(trained.idf, table)  # the checkpoint prunes with the table it was trained with
     assert trained.encode(SENTENCES[:2]).shape[0] == 2
+
+
+def test_the_learned_scorer_trains_at_its_own_learning_rate(tiny_bert_dir, unsup_file, tmp_path):
+    """--scorer_learning_rate: the in-encoder scorer's parameters in their own optimizer group, the rest at
+    --learning_rate."""
+    flags = ["--use_gs", "false", "--pooler_type", "avg", "--prune_layers", "1", "--prune_keep_rates", "0.5",
+             "--prune_scorer", "learned", "--learning_rate", "1e-5", "--scorer_learning_rate", "1e-3"]
+    trainer = train.setup(train_args(tiny_bert_dir, unsup_file, tmp_path / "o", *flags))
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    rates = {names[id(p)]: group["lr"] for group in trainer.create_optimizer().param_groups for p in group["params"]}
+    assert len(rates) == sum(1 for p in trainer.model.parameters() if p.requires_grad)
+    assert any(name.startswith("layer_scorer.") for name in rates)
+    for name, lr in rates.items():
+        assert lr == (1e-3 if name.startswith("layer_scorer.") else 1e-5), name
+
+
+@pytest.mark.parametrize("flags", [[], ["--prune_layers", "1", "--prune_keep_rates", "0.5", "--prune_scorer", "idf"]])
+def test_a_scorer_learning_rate_without_a_learned_scorer_is_refused(tiny_bert_dir, unsup_file, tmp_path, capsys,
+                                                                    flags):
+    argv = train_args(tiny_bert_dir, unsup_file, tmp_path / "o", "--use_gs", "false", "--pooler_type", "avg",
+                      "--scorer_learning_rate", "1e-3", *flags)
+    assert "--scorer_learning_rate is the learning rate of the in-encoder learned scorer" in cli_error(capsys, argv)
