@@ -1,9 +1,10 @@
 """Model cards: the ``README.md`` of every model folder we write (train.py's output, each checkpoint-N, exports).
 
-A card says what the model is (base model, proxy, pooler), how it was trained (data, recipe, GS settings), what
-the proxy keeps, the STS numbers when it was evaluated, and how to load it with each library. Its YAML header
-(the Hugging Face Hub's model-card metadata) also holds these facts under ``simcse_gs``, so an export carries
-the training facts of the checkpoint it came from (:func:`read_card_facts`).
+A card says what the model is (base model, proxy or in-encoder pruning schedule, pooler), how it was trained
+(data, recipe, GS or pruning settings), what the proxy keeps, the STS numbers when it was evaluated, and how to
+load it with each library. Its YAML header (the Hugging Face Hub's model-card metadata) also holds these facts
+under ``simcse_gs``, so an export carries the training facts of the checkpoint it came from
+(:func:`read_card_facts`).
 
 The model and GS facts come from the config, so they are always right; training, keep statistics and STS
 numbers come from the Trainer (its arguments and ``log_history``) and are only present where they are known.
@@ -23,8 +24,8 @@ FACTS_KEY = "simcse_gs"
 STS_KEYS = {"stsb_spearman": "STS-B", "sickr_spearman": "SICK-R", "avg_sts": "Avg"}
 KEEP_KEYS = ("keep_prob", "keep_rate", "keep_entropy")
 TRAINING_ARGS = ("max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
-                 "learning_rate", "proxy_learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay",
-                 "max_grad_norm", "seed", "fp16", "bf16")
+                 "learning_rate", "proxy_learning_rate", "scorer_learning_rate", "lr_scheduler_type", "warmup_steps",
+                 "weight_decay", "max_grad_norm", "seed", "fp16", "bf16")
 
 # ------------------------------------------------------------------------------------------------ facts
 
@@ -66,6 +67,14 @@ def model_facts(config: Any) -> dict[str, Any]:
         if config.gs_estimator == "reinforce":
             facts["gs"].update(reinforce_reward=config.gs_reinforce_reward,
                                reinforce_baseline_momentum=config.gs_reinforce_baseline_momentum)
+    if getattr(config, "prune_layers", None):
+        facts["pruning"] = {"layers": list(config.prune_layers), "keep_rates": list(config.prune_keep_rates),
+                            "scorer": config.prune_scorer}
+        if config.prune_scorer == "learned":
+            facts["pruning"]["scorer_prior"] = config.prune_scorer_prior
+    if getattr(config, "distill_weight", 0):
+        facts["distillation"] = {"weight": config.distill_weight, "loss": config.distill_loss,
+                                 "teacher": config.distill_teacher}
     if config.token_drop_rate > 0:
         facts["token_drop_rate"] = config.token_drop_rate
     if config.do_mlm:
@@ -232,6 +241,8 @@ def _model_section(facts: Mapping[str, Any]) -> list[str]:
     if facts.get("use_gs"):
         proxy = facts.get("proxy", {})
         proxy_text = f"{proxy.get('encoder')} ({proxy.get('layers')} layers) + linear keep/drop head"
+    elif facts.get("pruning"):
+        proxy_text = "none: tokens are selected inside the encoder (below)"
     else:
         proxy_text = "none (plain SimCSE)"
     rows = [("base model", facts.get("base_model")), ("architecture", facts.get("architecture")),
@@ -260,6 +271,23 @@ def _gs_section(facts: Mapping[str, Any]) -> list[str]:
     return ["## Gumbel-Softmax settings", "", *_table(rows)]
 
 
+def _pruning_section(facts: Mapping[str, Any]) -> list[str]:
+    pruning, distill = facts.get("pruning"), facts.get("distillation")
+    if not pruning and not distill:
+        return []
+    rows: list[tuple[str, Any]] = []
+    if pruning:
+        scorer = pruning["scorer"] + (f" (prior: {pruning['scorer_prior']})" if "scorer_prior" in pruning else "")
+        schedule = ", ".join(f"keep {r:g} after layer {k}" for k, r in zip(pruning["layers"], pruning["keep_rates"]))
+        rows += [("schedule", schedule), ("scorer (`--prune_scorer`)", scorer)]
+    if distill:
+        rows += [("self-distillation", f"weight {distill['weight']:g}, {distill['loss']} loss, "
+                                       f"{distill['teacher']} teacher")]
+    note = (["Later layers run on the kept tokens only (merged ones, with `merge`), in training and at inference.", ""]
+            if pruning else [])
+    return ["## In-encoder pruning" if pruning else "## Self-distillation", "", *note, *_table(rows)]
+
+
 def _training_section(training: Mapping[str, Any] | None) -> list[str]:
     if not training:
         return ["## Training", "", "Not recorded for this folder.", ""]
@@ -268,7 +296,8 @@ def _training_section(training: Mapping[str, Any] | None) -> list[str]:
              "epoch": "epochs done", "max_steps": "max_steps", "num_train_epochs": "num_train_epochs",
              "per_device_train_batch_size": "batch size per device", "world_size": "processes",
              "gradient_accumulation_steps": "gradient accumulation", "learning_rate": "learning rate",
-             "proxy_learning_rate": "proxy learning rate", "lr_scheduler_type": "schedule",
+             "proxy_learning_rate": "proxy learning rate", "scorer_learning_rate": "learned scorer's learning rate",
+             "lr_scheduler_type": "schedule",
              "warmup_steps": "warm-up steps", "weight_decay": "weight decay", "max_grad_norm": "max grad norm",
              "seed": "seed", "fp16": "fp16", "bf16": "bf16"}
     rows = [(label, training[key]) for key, label in names.items() if key in training]
@@ -318,12 +347,15 @@ def render_model_card(
     tags = ["sentence-similarity", "feature-extraction", "simcse", "simcse-gs"]
     if config.use_gs:
         tags.append("gumbel-softmax")
+    if all_facts.get("pruning"):
+        tags.append("token-pruning")
     meta: dict[str, Any] = {"library_name": library_name, "pipeline_tag": "sentence-similarity", "tags": tags}
     if looks_like_hub_id(base):
         meta["base_model"] = base
     meta[FACTS_KEY] = all_facts
     header = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
-    kind = "SimCSE + Gumbel-Softmax token-keep proxy" if config.use_gs else "SimCSE"
+    kind = ("SimCSE + Gumbel-Softmax token-keep proxy" if config.use_gs
+            else "token-pruned SimCSE" if all_facts.get("pruning") else "SimCSE")
     lines = ["---", header, "---", "", f"# {title}", "",
              f"A {kind} sentence encoder trained with simcse-gs. Sentence embeddings are compared with cosine "
              "similarity.", ""]
@@ -332,7 +364,8 @@ def render_model_card(
                   "attention to a token is scaled by its keep weight. At inference a token is kept where p >= 0.5.",
                   ""]
     lines += [*intro]
-    lines += _model_section(all_facts) + _gs_section(all_facts) + _training_section(all_facts.get("training"))
+    lines += _model_section(all_facts) + _gs_section(all_facts) + _pruning_section(all_facts)
+    lines += _training_section(all_facts.get("training"))
     lines += _keep_section(all_facts.get("keep"), bool(config.use_gs)) + _sts_section(all_facts.get("sts"))
     lines += [usage.rstrip(), ""]
     return "\n".join(lines)

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-import torch
 
+from simcse_gs.sharing.model_card import read_card_facts
 from tests.conftest import REPO, run_script
 
 
@@ -154,13 +154,12 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
     assert other_lr.returncode == 0, other_lr.stdout[-3000:] + other_lr.stderr[-3000:]
     for name in ("merge-l1-r0.5-lr1e-4", "plain-lr1e-4"):  # a run of its own, beside the default rate's
         assert (tmp_path / "keep" / name / "seed1" / "eval_test.json").is_file()
-        args = torch.load(tmp_path / "pt" / name / "seed1" / "training_args.bin", weights_only=False)
-        assert args.learning_rate == 1e-4
+        assert read_card_facts(tmp_path / "pt" / name / "seed1")["training"]["learning_rate"] == 1e-4
     assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4" / "seed1" / "config.json").read_text())[
         "prune_scorer"] == "merge"
     own_rate = run_script("pruned_training.sh", env={**env, "METHODS": "learned", "SCORER_LR": "1e-2"}, timeout=900)
     assert own_rate.returncode == 0, own_rate.stdout[-3000:] + own_rate.stderr[-3000:]
-    args = torch.load(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2" / "seed1" / "training_args.bin", weights_only=False)
-    assert args.scorer_learning_rate == 1e-2
+    facts = read_card_facts(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2" / "seed1")
+    assert facts["training"]["scorer_learning_rate"] == 1e-2 and facts["pruning"]["scorer"] == "learned"
     refused = run_script("pruned_training.sh", env={**env, "METHODS": "attention", "SCORER_LR": "1e-2"}, timeout=900)
     assert refused.returncode == 2 and "SCORER_LR is the learned head's learning rate" in refused.stderr

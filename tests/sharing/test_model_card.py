@@ -93,6 +93,25 @@ def test_plain_simcse_card_without_evaluation(tiny_bert_dir, unsup_file, tmp_pat
     assert read_card_facts(tmp_path / "bare") == {}
 
 
+def test_a_pruned_model_card_says_how_it_prunes_not_plain_simcse(tiny_bert_dir, unsup_file, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_bert_dir, unsup_file, run, "--use_gs", "false", "--prune_layers", "1", "--prune_keep_rates", "0.5",
+          "--prune_scorer", "learned", "--prune_scorer_prior", "idf", "--distill_weight", "2", "--distill_teacher",
+          "initial", "--scorer_learning_rate", "1e-2", "--max_steps", "1", "--save_strategy", "no")
+    facts = read_card_facts(run)
+    assert facts["pruning"] == {"layers": [1], "keep_rates": [0.5], "scorer": "learned", "scorer_prior": "idf"}
+    assert facts["distillation"] == {"weight": 2.0, "loss": "cosine", "teacher": "initial"}
+    assert facts["training"]["scorer_learning_rate"] == 1e-2 and facts["training"]["learning_rate"] == 2e-5
+    card = ModelCard.load(run / "README.md")
+    assert "token-pruning" in card.data.tags and "gumbel-softmax" not in card.data.tags
+    for snippet in ("A token-pruned SimCSE sentence encoder", "## In-encoder pruning",
+                    "| schedule | keep 0.5 after layer 1 |", "| scorer (`--prune_scorer`) | learned (prior: idf) |",
+                    "| self-distillation | weight 2, cosine loss, initial teacher |",
+                    "| learned scorer's learning rate | 0.01 |"):
+        assert snippet in card.text, snippet
+    assert "plain SimCSE" not in card.text
+
+
 class FakeHub:
     """Stands in for huggingface_hub's HfApi: records what each upload would send, sends nothing."""
 
