@@ -16,6 +16,7 @@
 #   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
 #   TEACHER=initial DISTILL=4.0 METHODS=learned bash scripts/pruned_training.sh   # a heavier distillation (run name -d4.0)
 #   TEACHER=initial LR=1e-4 METHODS=idf bash scripts/pruned_training.sh   # another learning rate (run name -lr1e-4)
+#   TEACHER=initial LR=3e-4 STEPS=1500 METHODS=merge bash scripts/pruned_training.sh   # longer (run name -steps1500)
 #   TEACHER=initial LR=3e-4 SCORER_LR=3e-3 METHODS=learned_idf bash scripts/pruned_training.sh   # the learned head
 #                                                      # at its own rate (run name -slr3e-3; learned methods only)
 #   CONFIG=configs/cpu-minilm-cls-simcse.yaml OUTPUT_ROOT=results/pruned_training_cls TEACHER=initial \
@@ -42,6 +43,8 @@ keep_dir="${KEEP_DIR:-docs/results/$(basename "$OUTPUT_ROOT")}"
 tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"; [ "$DISTILL" = 1.0 ] || tag="$tag-d$DISTILL"
 lr_flags=(); if [ -n "$LR" ]; then lr_flags=(--learning_rate "$LR"); tag="$tag-lr$LR"; fi   # empty: the config's
 SCORER_LR="${SCORER_LR:-}"; if [ -n "$SCORER_LR" ]; then tag="$tag-slr$SCORER_LR"; fi
+steps_suffix=""; [ "$STEPS" = 500 ] || steps_suffix="-steps$STEPS"   # another budget is another run, not "done already"
+tag="$tag$steps_suffix"
 
 for seed in $SEEDS; do
   for method in $METHODS; do
@@ -54,7 +57,7 @@ for seed in $SEEDS; do
           case "$method" in learned*) flags+=(--scorer_learning_rate "$SCORER_LR") ;;
             *) echo "error: SCORER_LR is the learned head's learning rate; '$method' has none" >&2; exit 2 ;; esac
         fi ;;
-      plain) name="plain${LR:+-lr$LR}"; flags=() ;;
+      plain) name="plain${LR:+-lr$LR}$steps_suffix"; flags=() ;;
       *) echo "error: unknown method '$method' (learned, attention, plain, learned_idf, idf, merge)" >&2; exit 2 ;;
     esac
     bash scripts/run_experiment.sh "$CONFIG" --seeds "$seed" --output_root "$OUTPUT_ROOT" \

@@ -77,7 +77,8 @@ def test_a_run_with_another_teacher_distillation_weight_or_learning_rate_has_the
     write_trained(tmp_path / "trained", {"attention-l2-r0.5-initial": [79.0, 79.4], "learned-l2-r0.5-initial": [79.5],
                                          "learned-l2-r0.5-initial-d4.0": [79.6],
                                          "attention-l2-r0.5-initial-lr1e-4": [79.1],
-                                         "learned-l2-r0.5-initial-lr1e-4-slr3e-3": [79.3]}, {"checkpoint": 1.5})
+                                         "learned-l2-r0.5-initial-lr1e-4-slr3e-3": [79.3],
+                                         "plain-steps1500": [80.2]}, {"checkpoint": 1.5})
     main = runpy.run_path(str(REPO / "scripts" / "plot_pruning.py"))["main"]
     text = main([str(tmp_path / "free"), "--trained", str(tmp_path / "trained")])
     lines = [line for line in text.splitlines() if line.startswith("| `") and "%" not in line]
@@ -85,7 +86,8 @@ def test_a_run_with_another_teacher_distillation_weight_or_learning_rate_has_the
                      "| `attention-l2-r0.5-initial-lr1e-4` | 1 | 1.55 | 79.10 ± 0.00 | -0.90 |",
                      "| `learned-l2-r0.5-initial` | 1 | 1.50 | 79.50 ± 0.00 | -0.50 |",
                      "| `learned-l2-r0.5-initial-d4.0` | 1 | 1.50 | 79.60 ± 0.00 | -0.40 |",
-                     "| `learned-l2-r0.5-initial-lr1e-4-slr3e-3` | 1 | 1.50 | 79.30 ± 0.00 | -0.70 |"]
+                     "| `learned-l2-r0.5-initial-lr1e-4-slr3e-3` | 1 | 1.50 | 79.30 ± 0.00 | -0.70 |",
+                     "| `plain-steps1500` | 1 | 1.00 | 80.20 ± 0.00 | +0.20 |"]
 
 
 def test_each_learned_schedule_takes_the_speed_of_its_own_checkpoint(tmp_path):

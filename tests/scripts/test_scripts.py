@@ -135,10 +135,12 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
            "METHODS": "learned attention plain learned_idf"}
     proc = run_script("pruned_training.sh", env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["attention-l1-r0.5", "learned-l1-r0.5",
-                                                                      "learned_idf-l1-r0.5", "plain"]
-    for name, scorer, prior in (("learned-l1-r0.5", "learned", "attention"), ("attention-l1-r0.5", "attention", None),
-                                ("plain", None, None), ("learned_idf-l1-r0.5", "learned", "idf")):
+    # STEPS other than the default 500 is in the run name (-steps2), so a longer budget is a run of its own
+    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == [
+        "attention-l1-r0.5-steps2", "learned-l1-r0.5-steps2", "learned_idf-l1-r0.5-steps2", "plain-steps2"]
+    for name, scorer, prior in (("learned-l1-r0.5-steps2", "learned", "attention"),
+                                ("attention-l1-r0.5-steps2", "attention", None), ("plain-steps2", None, None),
+                                ("learned_idf-l1-r0.5-steps2", "learned", "idf")):
         config = json.loads((tmp_path / "pt" / name / "seed1" / "config.json").read_text())
         assert config.get("prune_scorer") == scorer if scorer else not config.get("prune_layers")
         if scorer:
@@ -152,14 +154,15 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
     assert again.returncode == 0 and again.stdout.count("done already, skipping") == 4
     other_lr = run_script("pruned_training.sh", env={**env, "METHODS": "merge plain", "LR": "1e-4"}, timeout=900)
     assert other_lr.returncode == 0, other_lr.stdout[-3000:] + other_lr.stderr[-3000:]
-    for name in ("merge-l1-r0.5-lr1e-4", "plain-lr1e-4"):  # a run of its own, beside the default rate's
+    for name in ("merge-l1-r0.5-lr1e-4-steps2", "plain-lr1e-4-steps2"):  # a run of its own, beside the default rate's
         assert (tmp_path / "keep" / name / "seed1" / "eval_test.json").is_file()
-        assert read_card_facts(tmp_path / "pt" / name / "seed1")["training"]["learning_rate"] == 1e-4
-    assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4" / "seed1" / "config.json").read_text())[
+        training = read_card_facts(tmp_path / "pt" / name / "seed1")["training"]
+        assert training["learning_rate"] == 1e-4 and training["max_steps"] == 2
+    assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4-steps2" / "seed1" / "config.json").read_text())[
         "prune_scorer"] == "merge"
     own_rate = run_script("pruned_training.sh", env={**env, "METHODS": "learned", "SCORER_LR": "1e-2"}, timeout=900)
     assert own_rate.returncode == 0, own_rate.stdout[-3000:] + own_rate.stderr[-3000:]
-    facts = read_card_facts(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2" / "seed1")
+    facts = read_card_facts(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2-steps2" / "seed1")
     assert facts["training"]["scorer_learning_rate"] == 1e-2 and facts["pruning"]["scorer"] == "learned"
     refused = run_script("pruned_training.sh", env={**env, "METHODS": "attention", "SCORER_LR": "1e-2"}, timeout=900)
     assert refused.returncode == 2 and "SCORER_LR is the learned head's learning rate" in refused.stderr
