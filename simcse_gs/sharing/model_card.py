@@ -67,12 +67,13 @@ def model_facts(config: Any) -> dict[str, Any]:
         if config.gs_estimator == "reinforce":
             facts["gs"].update(reinforce_reward=config.gs_reinforce_reward,
                                reinforce_baseline_momentum=config.gs_reinforce_baseline_momentum)
-    if getattr(config, "prune_layers", None):
-        facts["pruning"] = {"layers": list(config.prune_layers), "keep_rates": list(config.prune_keep_rates),
-                            "scorer": config.prune_scorer}
-        if config.prune_scorer == "learned":
-            facts["pruning"]["scorer_prior"] = config.prune_scorer_prior
-    if getattr(config, "distill_weight", 0):
+    schedule = config.prune_schedule
+    if schedule is not None:
+        facts["pruning"] = {"layers": list(schedule.layers), "keep_rates": list(schedule.rates),
+                            "scorer": schedule.scorer}
+        if schedule.scorer == "learned":
+            facts["pruning"]["scorer_prior"] = schedule.prior
+    if config.distill_weight:
         facts["distillation"] = {"weight": config.distill_weight, "loss": config.distill_loss,
                                  "teacher": config.distill_teacher}
     if config.token_drop_rate > 0:
