@@ -113,10 +113,12 @@ def grads_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def assert_same(out, ref, model, ref_model, rtol: float = 1e-5) -> None:
+def assert_same(out, ref, model, ref_model, rtol: float = 1e-5, tensor_rtol: float | None = None) -> None:
     """Loss and every parameter gradient equal within ``rtol``, relative in norm: a gradient's entries near 0 (a
     key bias's gradient is 0 up to rounding: softmax ignores it) carry only the rounding of sums taken in another
-    order, so per-entry ratios would measure noise. Tensors below 1e-2 of the total norm count in the total only."""
+    order, so per-entry ratios would measure noise. Tensors below 1e-2 of the total norm count in the total only;
+    each other tensor within ``tensor_rtol`` (``rtol`` unless given)."""
+    tensor_rtol = rtol if tensor_rtol is None else tensor_rtol
     torch.testing.assert_close(out.loss, ref.loss.detach(), rtol=rtol, atol=1e-7)
     grads, ref_grads = grads_of(model), grads_of(ref_model)
     assert grads.keys() == ref_grads.keys() and grads
@@ -127,7 +129,7 @@ def assert_same(out, ref, model, ref_model, rtol: float = 1e-5) -> None:
         norm = grad.norm()
         if norm > 1e-2 * total:
             rel = (grads[name] - grad).norm() / norm
-            assert rel <= rtol, f"{name}: relative difference {rel:.2e} (norm {norm:.2e})"
+            assert rel <= tensor_rtol, f"{name}: relative difference {rel:.2e} (norm {norm:.2e})"
 
 
 def chunked_reference(model: SimCSEGSModel, batch: dict, size: int, tau: float):
@@ -170,7 +172,9 @@ def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs,
     than 1e-5); float32: the rounding of matmuls over chunks instead of the whole batch, measured up to 2e-5 of the
     gradients' norm on these tiny models on an Intel Xeon and up to 4.2e-3 on an AMD EPYC (the loss sits near
     log(batch) here, so the gradients are small differences of large terms), so 1e-2: the float64 cases carry the
-    exactness, float32 that the dtype runs."""
+    exactness, float32 that the dtype runs. One small tensor's float32 gradient (a LayerNorm weight, 3.9e-5 in norm)
+    came out 1.02e-2 apart in a full CI run on an AMD EPYC while the total stayed within 1e-2, so each tensor there
+    gets 5e-2: still far below what a dropped or doubled term gives (order 1)."""
     model, batch = make_model(no_dropout_dirs, case)
     ref_model, _ = make_model(no_dropout_dirs, case)
     model.to(dtype), ref_model.to(dtype)
@@ -178,7 +182,10 @@ def test_cached_loss_equals_one_full_forward_without_randomness(no_dropout_dirs,
         out = cached_backward(model, batch, MINI, TAU)
         ref = ref_model(**batch, tau=TAU)
         ref.loss.backward()
-    assert_same(out, ref, model, ref_model, rtol=1e-5 if dtype == torch.float64 else 1e-2)
+    if dtype == torch.float64:
+        assert_same(out, ref, model, ref_model, rtol=1e-5)
+    else:
+        assert_same(out, ref, model, ref_model, rtol=1e-2, tensor_rtol=5e-2)
     if hasattr(model, "reinforce_baseline"):
         assert model.reinforce_baseline.item() == pytest.approx(ref_model.reinforce_baseline.item(), rel=1e-6)
 
