@@ -13,7 +13,9 @@ issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded
 (unpruned: 1.00x), ``SCORER-lLAYERS-rRATES`` (e.g. ``attention-l2-r0.5``: the speed of ``SCORER@LAYERS=RATES``;
 ``learned-l2-r0.5``: of the ``checkpoint`` a ``bench/pruned_encode.py --checkpoint DIR/learned-l2-r0.5/seed1`` run
 measured); a ``-initial`` (frozen initial teacher) or ``-d<weight>`` (distillation weight) suffix: the speed of the
-same schedule; each speed read from ``DIR/speed*.json`` when they have it, else from ``<root>/speed.json``.
+same schedule. A trained run's speed is the mean over the benchmark runs in ``DIR/speed*.json`` that measured its
+schedule (each a ratio measured within one run; the host's noise between runs is a few hundredths), else the one in
+``<root>/speed.json``.
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ def read_speeds(path: Path) -> dict[str, float]:
 
 def collect_trained(root: Path, trained: Path) -> list[dict]:
     """One row per trained run: STS avg mean ± std over its seeds, and its measured speed-up."""
-    speeds = {}
-    for source in (root / "speed.json", *sorted(trained.glob("speed*.json"))):  # the trained folder's runs win
-        if source.is_file():
-            speeds.update(read_speeds(source))
+    measured: dict[str, list[float]] = {}
+    for source in sorted(trained.glob("speed*.json")):
+        for key, ratio in read_speeds(source).items():
+            measured.setdefault(key, []).append(ratio)
+    if (root / "speed.json").is_file():  # the free sweep's run, for schedules the trained folder never measured
+        for key, ratio in read_speeds(root / "speed.json").items():
+            measured.setdefault(key, [ratio])
+    speeds = {key: statistics.mean(ratios) for key, ratios in measured.items()}
     rows = []
     for run in sorted(p for p in trained.iterdir() if p.is_dir()):
         avgs = [sts_avg(f) for f in sorted(run.glob("seed*/eval_test.json"))]
@@ -100,18 +106,19 @@ def collect_trained(root: Path, trained: Path) -> list[dict]:
         if key not in speeds:
             raise SystemExit(f"error: no speed for {run.name} ({key!r} in neither speed.json; "
                              f"python -m bench.pruned_encode ... --json {trained / 'speed.json'})")
-        rows.append({"method": run.name, "speedup": speeds[key],
+        rows.append({"method": run.name, "speedup": speeds[key], "speed_runs": len(measured[key]),
                      "avg": statistics.mean(avgs), "std": statistics.stdev(avgs) if len(avgs) > 1 else 0.0,
                      "seeds": len(avgs)})
     return sorted(rows, key=lambda r: -r["speedup"])
 
 
 def trained_table(base: float, rows: list[dict]) -> str:
-    lines = ["| trained run | seeds | x backbone (sent/s) | STS avg (mean ± std) | Δ vs unpruned backbone |",
-             "|---|---|---|---|---|"]
+    lines = ["| trained run | seeds | x backbone (sent/s; mean of bench runs) | bench runs | STS avg (mean ± std) "
+             "| Δ vs unpruned backbone |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| `{r['method']}` | {r['seeds']} | {r['speedup']:.2f} | {r['avg']:.2f} ± {r['std']:.2f} "
-                     f"| {r['avg'] - base:+.2f} |")
+        lines.append(f"| `{r['method']}` | {r['seeds']} | {r['speedup']:.2f} | {r['speed_runs']} "
+                     f"| {r['avg']:.2f} ± {r['std']:.2f} | {r['avg'] - base:+.2f} |")
     return "\n".join(lines)
 
 
