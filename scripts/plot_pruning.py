@@ -14,8 +14,8 @@ issue's target corner (>= 1.5x within 0.5 points of the unpruned encoder) shaded
 ``learned-l2-r0.5``: of the ``checkpoint`` a ``bench/pruned_encode.py --checkpoint DIR/learned-l2-r0.5/seed1`` run
 measured); a ``-initial`` (frozen initial teacher) or ``-d<weight>`` (distillation weight) suffix: the speed of the
 same schedule. A trained run's speed is the mean over the benchmark runs in ``DIR/speed*.json`` that measured its
-schedule (each a ratio measured within one run; the host's noise between runs is a few hundredths), else the one in
-``<root>/speed.json``.
+schedule (each a ratio measured within one run; on a shared host one run's ratio can be 0.1-0.2 off), else the one
+in ``<root>/speed.json``.
 """
 
 from __future__ import annotations
@@ -96,17 +96,16 @@ def collect_trained(root: Path, trained: Path) -> list[dict]:
     if (root / "speed.json").is_file():  # the free sweep's run, for schedules the trained folder never measured
         for key, ratio in read_speeds(root / "speed.json").items():
             measured.setdefault(key, [ratio])
-    speeds = {key: statistics.mean(ratios) for key, ratios in measured.items()}
     rows = []
     for run in sorted(p for p in trained.iterdir() if p.is_dir()):
         avgs = [sts_avg(f) for f in sorted(run.glob("seed*/eval_test.json"))]
         if not avgs:
             continue
         key = speed_key(run.name)
-        if key not in speeds:
+        if key not in measured:
             raise SystemExit(f"error: no speed for {run.name} ({key!r} in neither speed.json; "
                              f"python -m bench.pruned_encode ... --json {trained / 'speed.json'})")
-        rows.append({"method": run.name, "speedup": speeds[key], "speed_runs": len(measured[key]),
+        rows.append({"method": run.name, "speedup": statistics.mean(measured[key]), "speed_runs": len(measured[key]),
                      "avg": statistics.mean(avgs), "std": statistics.stdev(avgs) if len(avgs) > 1 else 0.0,
                      "seeds": len(avgs)})
     return sorted(rows, key=lambda r: -r["speedup"])
