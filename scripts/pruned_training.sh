@@ -15,6 +15,8 @@
 #                                        # TEACHER=self OUTPUT_ROOT=results/pruned_training
 #   TEACHER=initial bash scripts/pruned_training.sh   # distil towards a frozen copy of the starting MiniLM instead
 #   TEACHER=initial DISTILL=4.0 METHODS=learned bash scripts/pruned_training.sh   # a heavier distillation (run name -d4.0)
+#   TEACHER=initial DISTILL_LOSS=similarity METHODS=merge bash scripts/pruned_training.sh   # match in-batch similarity
+#                                                      # distributions instead of embeddings (run name -similarity)
 #   TEACHER=initial LR=1e-4 METHODS=idf bash scripts/pruned_training.sh   # another learning rate (run name -lr1e-4)
 #   TEACHER=initial LR=3e-4 STEPS=1500 METHODS=merge bash scripts/pruned_training.sh   # longer (run name -steps1500)
 #   TEACHER=initial LR=3e-4 SCORER_LR=3e-3 METHODS=learned_idf bash scripts/pruned_training.sh   # the learned head
@@ -32,15 +34,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${SEEDS:-1 2 3}"; STEPS="${STEPS:-500}"; LAYERS="${LAYERS:-2}"; RATES="${RATES:-0.5}"
 CONFIG="${CONFIG:-configs/cpu-minilm-unsup-simcse.yaml}"
-DISTILL="${DISTILL:-1.0}"; LR="${LR:-}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
+DISTILL="${DISTILL:-1.0}"; DISTILL_LOSS="${DISTILL_LOSS:-cosine}"; LR="${LR:-}"; TEACHER="${TEACHER:-self}"; OUTPUT_ROOT="${OUTPUT_ROOT:-results/pruned_training}"; PRECISION="${PRECISION:-fp32}"
 METHODS="${METHODS:-learned attention plain}"
 case "$PRECISION" in
   bf16) precision_flags=(--bf16 true) ;;
   fp32) precision_flags=() ;;
   *) echo "error: PRECISION must be bf16 or fp32, got '$PRECISION'" >&2; exit 2 ;;
 esac
+case "$DISTILL_LOSS" in cosine|similarity) ;;
+  *) echo "error: DISTILL_LOSS must be cosine or similarity (--distill_loss), got '$DISTILL_LOSS'" >&2; exit 2 ;;
+esac
 keep_dir="${KEEP_DIR:-docs/results/$(basename "$OUTPUT_ROOT")}"
 tag="l${LAYERS// /,}-r${RATES// /,}"; [ "$TEACHER" = self ] || tag="$tag-$TEACHER"; [ "$DISTILL" = 1.0 ] || tag="$tag-d$DISTILL"
+[ "$DISTILL_LOSS" = cosine ] || tag="$tag-$DISTILL_LOSS"   # similarity: in-batch relations instead of points
 lr_flags=(); if [ -n "$LR" ]; then lr_flags=(--learning_rate "$LR"); tag="$tag-lr$LR"; fi   # empty: the config's
 SCORER_LR="${SCORER_LR:-}"; if [ -n "$SCORER_LR" ]; then tag="$tag-slr$SCORER_LR"; fi
 steps_suffix=""; [ "$STEPS" = 500 ] || steps_suffix="-steps$STEPS"   # another budget is another run, not "done already"
@@ -51,7 +57,7 @@ for seed in $SEEDS; do
     case "$method" in
       learned|attention|idf|learned_idf|merge) name="$method-$tag"
         # shellcheck disable=SC2086
-        flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "${method%_idf}" --distill_weight "$DISTILL" --distill_teacher "$TEACHER")
+        flags=(--prune_layers $LAYERS --prune_keep_rates $RATES --prune_scorer "${method%_idf}" --distill_weight "$DISTILL" --distill_loss "$DISTILL_LOSS" --distill_teacher "$TEACHER")
         if [ "$method" = learned_idf ]; then flags+=(--prune_scorer_prior idf); fi
         if [ -n "$SCORER_LR" ]; then
           case "$method" in learned*) flags+=(--scorer_learning_rate "$SCORER_LR") ;;

@@ -160,9 +160,14 @@ def test_pruned_training_trains_each_method_with_its_schedule_and_keeps_the_resu
         assert training["learning_rate"] == 1e-4 and training["max_steps"] == 2
     assert json.loads((tmp_path / "pt" / "merge-l1-r0.5-lr1e-4-steps2" / "seed1" / "config.json").read_text())[
         "prune_scorer"] == "merge"
-    own_rate = run_script("pruned_training.sh", env={**env, "METHODS": "learned", "SCORER_LR": "1e-2"}, timeout=900)
+    own_rate = run_script("pruned_training.sh", env={**env, "METHODS": "learned", "SCORER_LR": "1e-2",
+                                                     "DISTILL_LOSS": "similarity"}, timeout=900)
     assert own_rate.returncode == 0, own_rate.stdout[-3000:] + own_rate.stderr[-3000:]
-    facts = read_card_facts(tmp_path / "pt" / "learned-l1-r0.5-slr1e-2-steps2" / "seed1")
+    run = tmp_path / "pt" / "learned-l1-r0.5-similarity-slr1e-2-steps2" / "seed1"
+    facts = read_card_facts(run)
     assert facts["training"]["scorer_learning_rate"] == 1e-2 and facts["pruning"]["scorer"] == "learned"
+    assert json.loads((run / "config.json").read_text())["distill_loss"] == "similarity"
+    bad_loss = run_script("pruned_training.sh", env={**env, "DISTILL_LOSS": "mse"}, timeout=900)
+    assert bad_loss.returncode == 2 and "DISTILL_LOSS must be cosine or similarity" in bad_loss.stderr
     refused = run_script("pruned_training.sh", env={**env, "METHODS": "attention", "SCORER_LR": "1e-2"}, timeout=900)
     assert refused.returncode == 2 and "SCORER_LR is the learned head's learning rate" in refused.stderr
