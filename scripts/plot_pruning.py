@@ -61,10 +61,10 @@ def speed_key(run: str) -> str:
     """The bench/pruned_encode.py method whose speed a trained run has: attention-l2-r0.5 -> attention@2=0.5.
 
     A training suffix of scripts/pruned_training.sh (``-initial``: TEACHER=initial; ``-d4.0``: DISTILL=4.0;
-    ``-lr1e-4``, ``-slr3e-3``: LR=, SCORER_LR=; ``-steps1500``: STEPS=) changes the training, not the encoder's
-    shape, so the run has the speed of the same schedule.
+    ``-similarity``: DISTILL_LOSS=similarity; ``-lr1e-4``, ``-slr3e-3``: LR=, SCORER_LR=; ``-steps1500``: STEPS=)
+    changes the training, not the encoder's shape, so the run has the speed of the same schedule.
     """
-    run = re.sub(r"(-initial|-d[0-9.]+|-s?lr[0-9.]+(?:e-?[0-9]+)?|-steps[0-9]+)+$", "", run)
+    run = re.sub(r"(-initial|-d[0-9.]+|-similarity|-s?lr[0-9.]+(?:e-?[0-9]+)?|-steps[0-9]+)+$", "", run)
     if run == "plain":
         return "backbone"
     scorer, layers, rates = run.rsplit("-", 2)
